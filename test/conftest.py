@@ -1,0 +1,51 @@
+"""Shared fixtures and the skip rules for tests that need a GPU, ROS 2 or the real data folder."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+REALDATA = Path(os.environ.get("POINTGROUP_REALDATA", REPO_ROOT.parent / "shared" / "realdata"))
+
+
+def _cuda_reason() -> str | None:
+    try:
+        import cupy
+        import torch
+    except ImportError as exc:
+        return f"needs CuPy and torch with CUDA ({exc.name} is not installed)"
+    if not torch.cuda.is_available():
+        return "needs a CUDA GPU (torch.cuda.is_available() is False)"
+    try:
+        if not cupy.cuda.is_available():
+            return "needs a CUDA GPU visible to CuPy"
+    except Exception as exc:  # CuPy without a driver raises instead of returning False on some versions
+        return f"CuPy cannot reach a GPU: {exc}"
+    return None
+
+
+def _ros_reason() -> str | None:
+    try:
+        import rclpy  # noqa: F401
+    except ImportError:
+        return "needs ROS 2 (rclpy is not importable; source a ROS 2 setup and run under colcon test)"
+    return None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    reasons = {"gpu": _cuda_reason() if any("gpu" in i.keywords for i in items) else None,
+               "ros": _ros_reason() if any("ros" in i.keywords for i in items) else None}
+    for item in items:
+        for marker, reason in reasons.items():
+            if reason and marker in item.keywords:
+                item.add_marker(pytest.mark.skip(reason=reason))
+
+
+@pytest.fixture(scope="session")
+def realdata() -> Path:
+    """../shared/realdata, or skip when this machine does not have it (users' machines do not)."""
+    if not REALDATA.is_dir():
+        pytest.skip(f"real data folder {REALDATA} is absent")
+    return REALDATA
