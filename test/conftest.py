@@ -35,11 +35,15 @@ def _ros_reason() -> str | None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    reasons = {"gpu": _cuda_reason() if any("gpu" in i.keywords for i in items) else None,
-               "ros": _ros_reason() if any("ros" in i.keywords for i in items) else None}
+    # get_closest_marker, not `in item.keywords`: keywords also hold folder names (test/ros/...)
+    def marked(item: pytest.Item, marker: str) -> bool:
+        return item.get_closest_marker(marker) is not None
+
+    reasons = {"gpu": _cuda_reason() if any(marked(i, "gpu") for i in items) else None,
+               "ros": _ros_reason() if any(marked(i, "ros") for i in items) else None}
     for item in items:
         for marker, reason in reasons.items():
-            if reason and marker in item.keywords:
+            if reason and marked(item, marker):
                 item.add_marker(pytest.mark.skip(reason=reason))
 
 

@@ -1,0 +1,207 @@
+"""The node's ROS parameters: one table derived from the typed config, validation, and rclpy descriptors.
+
+Defaults of the tunables come from GroupingConfig / PostprocessConfig of the loaded preset (config.py is
+the one source of truth); validation calls their validate(), so a value the pipeline would refuse is
+refused here with the same reason. Everything except to_descriptor() works without ROS.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from ..config import CLUSTER_SETS, Config, ConfigError, GroupingConfig, PostprocessConfig
+
+RELIABILITY = ("reliable", "best_effort")
+MAX_POINTS_RANGE = (1_000, 10_000_000)
+COUNT_MAX = 10_000_000  # upper bound of the point-count parameters' ranges
+DEPTH_RANGE = (1, 1_000)
+
+
+class ParameterError(ValueError):
+    """A parameter value is refused; str(error) is the reason given back to `ros2 param set`."""
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One ROS parameter: name, default, description, and what values it takes."""
+
+    name: str
+    default: bool | int | float | str | tuple[str, ...]
+    description: str
+    read_only: bool = False
+    float_range: tuple[float, float] | None = None  # inclusive, for FloatingPointRange
+    int_range: tuple[int, int] | None = None  # inclusive, step 1, for IntegerRange
+    choices: tuple[str, ...] | None = None
+    in_params_file: bool = True  # False for values the node reports but nobody sets (class_names)
+
+    @property
+    def kind(self) -> type:
+        return tuple if isinstance(self.default, tuple) else type(self.default)
+
+    def constraints(self) -> str:
+        """Human-readable additional_constraints for the descriptor."""
+        if self.choices:
+            return f"one of: {', '.join(self.choices)}"
+        if self.float_range:
+            return f"{self.float_range[0]} <= value <= {self.float_range[1]}"
+        if self.int_range:
+            return f"{self.int_range[0]} <= value <= {self.int_range[1]}"
+        return ""
+
+
+def param_specs(cfg: Config | None = None, class_names: tuple[str, ...] | None = None) -> tuple[ParamSpec, ...]:
+    """Every parameter the node declares, in declaration order; tunables default to cfg's values."""
+    cfg = cfg or Config()
+    g, p = cfg.grouping, cfg.postprocess
+    names = tuple(class_names if class_names is not None else cfg.data.class_names)
+    return (
+        ParamSpec("config", "scannet", "Configuration preset name (scannet, s3dis) or path to a config YAML; "
+                  "it gives the classes, the network shape and the tunables' defaults", read_only=True),
+        ParamSpec("weights", "", "Path of the model checkpoint (.pth); empty: the pipeline's default weights",
+                  read_only=True),
+        ParamSpec("device", "auto", "Torch device: auto (CUDA when available, else CPU), cpu, cuda or cuda:N",
+                  read_only=True),
+        ParamSpec("class_names", names, "Semantic class names of the loaded model (reported, not settable)",
+                  read_only=True, in_params_file=False),
+        ParamSpec("max_points", 300_000, "Clouds with more valid points are randomly subsampled to this many "
+                  "(every input point still gets a result); bounds time and GPU memory", int_range=MAX_POINTS_RANGE),
+        ParamSpec("cluster_radius", g.radius, "Grouping radius in metres: points closer than this with the "
+                  "same semantic class join one cluster", float_range=(0.001, 1.0)),
+        ParamSpec("cluster_min_points", g.min_points, "Clusters with fewer points are dropped before scoring",
+                  int_range=(1, COUNT_MAX)),
+        ParamSpec("cluster_sets", g.sets, "Point sets to cluster: p (original coordinates), q (shifted by the "
+                  "predicted offsets) or both (the paper's dual set)", choices=CLUSTER_SETS),
+        ParamSpec("score_threshold", p.score_threshold, "Instances scoring lower are not reported",
+                  float_range=(0.0, 1.0)),
+        ParamSpec("nms_iou_threshold", p.nms_iou_threshold, "Non-maximum suppression: of two proposals "
+                  "overlapping more than this (point IoU), the lower-scoring one is removed", float_range=(0.0, 1.0)),
+        ParamSpec("min_instance_points", p.min_instance_points, "Instances with fewer points are not reported",
+                  int_range=(0, COUNT_MAX)),
+        ParamSpec("publish_labeled_points", True, "Publish ~/labeled_points (sensor_msgs/PointCloud2)"),
+        ParamSpec("publish_detections", True, "Publish ~/detections (vision_msgs/Detection3DArray)"),
+        ParamSpec("publish_markers", True, "Publish ~/markers (visualization_msgs/MarkerArray)"),
+        ParamSpec("publish_instances", True, "Publish ~/instances (pointgroup_ros/InstanceArray)"),
+        ParamSpec("input_reliability", "best_effort", "QoS reliability of the ~/input/points subscription",
+                  read_only=True, choices=RELIABILITY),
+        ParamSpec("input_depth", 1, "QoS history depth (keep last) of the input; 1 = newest frame only",
+                  read_only=True, int_range=DEPTH_RANGE),
+        ParamSpec("output_reliability", "reliable", "QoS reliability of the output publishers (RViz's default "
+                  "subscription is reliable: a best-effort publisher shows nothing there)", read_only=True,
+                  choices=RELIABILITY),
+        ParamSpec("output_depth", 1, "QoS history depth of the output publishers", read_only=True,
+                  int_range=DEPTH_RANGE),
+    )
+
+
+SPECS_BY_NAME = {s.name: s for s in param_specs()}
+
+
+@dataclass(frozen=True)
+class NodeSettings:
+    """The values the worker reads for each frame (swapped atomically when parameters change)."""
+
+    grouping: GroupingConfig = GroupingConfig()
+    postprocess: PostprocessConfig = PostprocessConfig()
+    max_points: int = 300_000
+    publish_labeled_points: bool = True
+    publish_detections: bool = True
+    publish_markers: bool = True
+    publish_instances: bool = True
+
+    def values(self) -> dict[str, Any]:
+        """Parameter name -> value."""
+        return {"max_points": self.max_points, "cluster_radius": self.grouping.radius,
+                "cluster_min_points": self.grouping.min_points, "cluster_sets": self.grouping.sets,
+                "score_threshold": self.postprocess.score_threshold,
+                "nms_iou_threshold": self.postprocess.nms_iou_threshold,
+                "min_instance_points": self.postprocess.min_instance_points,
+                **{k: getattr(self, k) for k in PUBLISH_FLAGS}}
+
+
+PUBLISH_FLAGS = ("publish_labeled_points", "publish_detections", "publish_markers", "publish_instances")
+TUNABLE = tuple(NodeSettings().values())
+_GROUPING_KEYS = {"cluster_radius": "radius", "cluster_min_points": "min_points", "cluster_sets": "sets"}
+_POSTPROCESS_KEYS = {"score_threshold": "score_threshold", "nms_iou_threshold": "nms_iou_threshold",
+                     "min_instance_points": "min_instance_points"}
+
+
+def settings_from_config(cfg: Config, max_points: int = 300_000) -> NodeSettings:
+    return NodeSettings(grouping=cfg.grouping, postprocess=cfg.postprocess, max_points=max_points)
+
+
+def check_value(spec: ParamSpec, value: Any) -> Any:
+    """The value converted to the parameter's type, or ParameterError with the reason."""
+    kind = spec.kind
+    if kind is bool:
+        ok = isinstance(value, bool)
+    elif kind is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif kind is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif kind is tuple:
+        ok = isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)
+        value = tuple(value) if ok else value
+    else:
+        ok = isinstance(value, str)
+    if not ok:
+        raise ParameterError(f"{spec.name}: expected {kind.__name__ if kind is not tuple else 'a string array'}, "
+                             f"got {value!r}")
+    if spec.choices is not None and value not in spec.choices:
+        raise ParameterError(f"{spec.name}: must be one of {', '.join(spec.choices)}, got {value!r}")
+    lo_hi = spec.float_range or spec.int_range
+    if lo_hi is not None and not lo_hi[0] <= value <= lo_hi[1]:
+        raise ParameterError(f"{spec.name}: must be in [{lo_hi[0]}, {lo_hi[1]}], got {value!r}")
+    return value
+
+
+def apply_changes(settings: NodeSettings, changes: Mapping[str, Any],
+                  specs: Mapping[str, ParamSpec] | None = None) -> NodeSettings:
+    """New settings with `changes` (parameter name -> value) applied, validated as a whole.
+
+    Read-only parameters are refused, names that are not ours are ignored (rclpy's own, e.g. use_sim_time).
+    Raises ParameterError with the reason.
+    """
+    specs = specs or SPECS_BY_NAME
+    values = settings.values()
+    for name, value in changes.items():
+        spec = specs.get(name)
+        if spec is None:
+            continue
+        if spec.read_only:
+            raise ParameterError(f"{name} is read-only (restart the node to change it)")
+        values[name] = check_value(spec, value)
+    try:
+        grouping = GroupingConfig(**{key: values[name] for name, key in _GROUPING_KEYS.items()})
+        postprocess = PostprocessConfig(**{key: values[name] for name, key in _POSTPROCESS_KEYS.items()})
+        grouping.validate()
+        postprocess.validate()
+    except ConfigError as exc:
+        raise ParameterError(str(exc)) from None
+    return dataclasses.replace(settings, grouping=grouping, postprocess=postprocess,
+                               max_points=values["max_points"], **{k: values[k] for k in PUBLISH_FLAGS})
+
+
+def params_file_values(cfg: Config | None = None) -> dict[str, Any]:
+    """Parameter name -> default for every parameter a params file may set (the shipped YAML's content)."""
+    return {s.name: (list(s.default) if isinstance(s.default, tuple) else s.default)
+            for s in param_specs(cfg) if s.in_params_file}
+
+
+def to_descriptor(spec: ParamSpec) -> Any:
+    """rcl_interfaces/ParameterDescriptor for `spec` (needs ROS 2: imports rcl_interfaces)."""
+    from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
+
+    types = {bool: ParameterType.PARAMETER_BOOL, int: ParameterType.PARAMETER_INTEGER,
+             float: ParameterType.PARAMETER_DOUBLE, str: ParameterType.PARAMETER_STRING,
+             tuple: ParameterType.PARAMETER_STRING_ARRAY}
+    descriptor = ParameterDescriptor(name=spec.name, type=types[spec.kind], description=spec.description,
+                                     additional_constraints=spec.constraints(), read_only=spec.read_only)
+    if spec.float_range is not None:
+        descriptor.floating_point_range = [FloatingPointRange(from_value=float(spec.float_range[0]),
+                                                              to_value=float(spec.float_range[1]), step=0.0)]
+    if spec.int_range is not None:
+        descriptor.integer_range = [IntegerRange(from_value=int(spec.int_range[0]),
+                                                 to_value=int(spec.int_range[1]), step=1)]
+    return descriptor

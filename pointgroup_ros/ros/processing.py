@@ -1,0 +1,193 @@
+"""One frame through the pipeline, shared by the node and the offline runner (no rclpy here).
+
+FrameProcessor: PointCloud2 -> decode -> Pipeline.segment -> the requested output messages, with stage
+timings. LatestMailbox: the node's one-slot hand-over from the subscription callback to the worker thread
+(a newer frame replaces an unprocessed one, which is counted as dropped). FrameStats: what /diagnostics says.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+
+import numpy as np
+
+from ..cloud_io import CloudArrays
+from ..config import GroupingConfig, PostprocessConfig
+from .cloud import CloudLayout, cloud_layout, decode_cloud, encode_labeled_cloud
+from .kit import MessageKit
+from .messages import build_detections, build_instances, build_markers
+
+if TYPE_CHECKING:
+    from ..pipeline import Segmentation
+
+OUTPUTS = ("labeled_points", "detections", "markers", "instances")
+
+
+class SegmentingPipeline(Protocol):
+    """What the node and the runner use of pointgroup_ros.pipeline.Pipeline (tests pass a fake)."""
+
+    max_points: int
+
+    @property
+    def class_names(self) -> tuple[str, ...]: ...
+
+    def segment(self, xyz: np.ndarray, rgb: np.ndarray | None = None, valid: np.ndarray | None = None,
+                grouping: GroupingConfig | None = None,
+                postprocess: PostprocessConfig | None = None) -> "Segmentation": ...
+
+
+@dataclass
+class FrameResult:
+    """Outputs of one frame: messages (None where not requested), the arrays, and timings in ms."""
+
+    cloud: CloudArrays
+    layout: CloudLayout
+    seg: "Segmentation"
+    messages: dict[str, Any]
+    timings_ms: dict[str, float]
+
+
+class FrameProcessor:
+    """Turns PointCloud2 messages into output messages with one pipeline and one message kit."""
+
+    def __init__(self, pipeline: SegmentingPipeline, kit: MessageKit) -> None:
+        self.pipeline = pipeline
+        self.kit = kit
+
+    def process(self, msg: Any, outputs: tuple[str, ...] = OUTPUTS, grouping: GroupingConfig | None = None,
+                postprocess: PostprocessConfig | None = None) -> FrameResult:
+        """Segment `msg` and build the messages named in `outputs` (a subset of OUTPUTS).
+
+        Raises cloud.CloudFormatError for a malformed cloud (nothing is built then).
+        """
+        unknown = set(outputs) - set(OUTPUTS)
+        if unknown:
+            raise ValueError(f"unknown output(s) {', '.join(sorted(unknown))} (known: {', '.join(OUTPUTS)})")
+        t0 = time.perf_counter()
+        layout = cloud_layout(msg)
+        cloud = decode_cloud(msg, layout=layout)
+        t1 = time.perf_counter()
+        seg = self.pipeline.segment(cloud.xyz, cloud.rgb, cloud.valid, grouping=grouping, postprocess=postprocess)
+        t2 = time.perf_counter()
+        if seg.semantic.shape[0] != cloud.num_points:
+            raise RuntimeError(f"pipeline returned {seg.semantic.shape[0]} labels for {cloud.num_points} points")
+        timings = {"decode": (t1 - t0) * 1e3, **{f"pipeline/{k}": v for k, v in seg.timings_ms.items()},
+                   "pipeline": (t2 - t1) * 1e3}
+        header = msg.header
+        messages: dict[str, Any] = {}
+        for name in OUTPUTS:
+            if name not in outputs:
+                continue
+            t = time.perf_counter()
+            if name == "labeled_points":
+                messages[name] = encode_labeled_cloud(self.kit, header, cloud, seg)
+            elif name == "detections":
+                messages[name] = build_detections(self.kit, header, seg)
+            elif name == "markers":
+                messages[name] = build_markers(self.kit, header, seg)
+            else:
+                messages[name] = build_instances(self.kit, header, seg, cloud.height, cloud.width)
+            timings[f"build/{name}"] = (time.perf_counter() - t) * 1e3
+        timings["total"] = (time.perf_counter() - t0) * 1e3
+        return FrameResult(cloud, layout, seg, messages, timings)
+
+
+T = TypeVar("T")
+
+
+class LatestMailbox(Generic[T]):
+    """A one-slot mailbox: put() never blocks and replaces an item not yet taken (counted in `dropped`)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._item: T | None = None
+        self._closed = False
+        self.dropped = 0
+        self.received = 0
+
+    def put(self, item: T) -> bool:
+        """Leave `item` for the worker; True when it replaced (dropped) an older one."""
+        with self._cond:
+            replaced = self._item is not None
+            self.dropped += int(replaced)
+            self.received += 1
+            self._item = item
+            self._cond.notify()
+            return replaced
+
+    def take(self, timeout: float | None = None) -> T | None:
+        """The newest item, waiting up to `timeout` seconds; None on timeout or after close()."""
+        with self._cond:
+            if self._item is None and not self._closed:
+                self._cond.wait(timeout)
+            item, self._item = self._item, None
+            return None if self._closed else item
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+
+@dataclass
+class FrameStats:
+    """Counters and the latest timings, read by the diagnostics timer (under `lock`)."""
+
+    frames_processed: int = 0
+    frames_rejected: int = 0  # malformed input
+    frames_failed: int = 0  # exceptions in the pipeline or the builders
+    last_points: int = 0
+    last_instances: int = 0
+    last_input_age_ms: float = float("nan")
+    last_timings_ms: dict[str, float] = field(default_factory=dict)
+    last_error: str = ""
+    last_frame_ok: bool = True
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def record(self, result: FrameResult, input_age_ms: float) -> None:
+        with self.lock:
+            self.frames_processed += 1
+            self.last_points = result.cloud.num_points
+            self.last_instances = result.seg.num_instances
+            self.last_input_age_ms = input_age_ms
+            self.last_timings_ms = dict(result.timings_ms)
+            self.last_frame_ok = True
+
+    def record_error(self, rejected: bool, error: str) -> None:
+        with self.lock:
+            if rejected:
+                self.frames_rejected += 1
+            else:
+                self.frames_failed += 1
+            self.last_error = error
+            self.last_frame_ok = False
+
+    def key_values(self, dropped: int, received: int) -> list[tuple[str, str]]:
+        """(key, value) strings for a diagnostic_msgs/DiagnosticStatus."""
+        with self.lock:
+            values = [("frames received", str(received)), ("frames processed", str(self.frames_processed)),
+                      ("frames dropped (newer frame arrived)", str(dropped)),
+                      ("frames rejected (bad input)", str(self.frames_rejected)),
+                      ("frames failed", str(self.frames_failed)), ("points in last frame", str(self.last_points)),
+                      ("instances in last frame", str(self.last_instances)),
+                      ("input age ms (last frame, at publish)", f"{self.last_input_age_ms:.1f}")]
+            values += [(f"time ms: {k}", f"{v:.2f}") for k, v in self.last_timings_ms.items()]
+            if self.last_error:
+                values.append(("last error", self.last_error))
+            return values
+
+
+def build_diagnostics(kit: MessageKit, stamp: Any, name: str, hardware_id: str, level: int, message: str,
+                      values: list[tuple[str, str]]) -> Any:
+    """diagnostic_msgs/DiagnosticArray with one status (level 0 OK, 1 WARN, 2 ERROR)."""
+    header = kit.make("std_msgs/msg/Header", stamp=stamp, frame_id="")
+    status = kit.make("diagnostic_msgs/msg/DiagnosticStatus", level=kit.byte(level), name=name, message=message,
+                      hardware_id=hardware_id, values=[kit.make("diagnostic_msgs/msg/KeyValue", key=k, value=v) for k, v in values])
+    return kit.make("diagnostic_msgs/msg/DiagnosticArray", header=header, status=[status])
+

@@ -1,0 +1,81 @@
+"""A small stand-in for pointgroup_ros.pipeline.Pipeline with the same interface, for tests of the ROS layer.
+
+The conversion, message, runner and node mechanics do not need the network: FakePipeline groups the valid
+points into 0.25 m grid cells (one instance per cell with enough points, class from the cell's height),
+honouring grouping.min_points and postprocess.min_instance_points / score_threshold like the real one.
+Deterministic and vectorised.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from pointgroup_ros.config import Config, GroupingConfig, PostprocessConfig
+from pointgroup_ros.pipeline import Segmentation
+
+CELL = 0.25  # metres
+
+
+class FakePipeline:
+    def __init__(self, cfg: Config | None = None, cell: float = CELL) -> None:
+        self.cfg = cfg or Config()
+        self.cell = cell
+        self.max_points = 300_000
+        self.device = "cpu"
+        self.calls: list[dict] = []
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return self.cfg.data.class_names
+
+    def segment(self, xyz: np.ndarray, rgb: np.ndarray | None = None, valid: np.ndarray | None = None,
+                grouping: GroupingConfig | None = None, postprocess: PostprocessConfig | None = None) -> Segmentation:
+        grouping = grouping or self.cfg.grouping
+        postprocess = postprocess or self.cfg.postprocess
+        n = xyz.shape[0]
+        valid = np.isfinite(xyz).all(axis=1) if valid is None else valid
+        self.calls.append({"n": n, "rgb": rgb is not None, "grouping": grouping, "postprocess": postprocess})
+        idx = np.flatnonzero(valid)
+        pts = xyz[idx].astype(np.float64)
+        num_classes = len(self.class_names)
+        semantic = np.full(n, -1, np.int32)
+        cells = np.floor(pts / self.cell).astype(np.int64)
+        semantic[idx] = np.abs(cells[:, 2]) % num_classes
+        _, cell_id, counts = np.unique(cells, axis=0, return_inverse=True, return_counts=True)
+        cell_id = cell_id.reshape(-1)
+        keep = counts >= max(grouping.min_points, postprocess.min_instance_points)
+        score_of_cell = (np.arange(counts.shape[0]) * 0.6180339887) % 1.0
+        keep &= score_of_cell >= postprocess.score_threshold
+        kept = np.flatnonzero(keep)
+        order = kept[np.argsort(-score_of_cell[kept], kind="stable")]  # descending score
+        rank = np.full(counts.shape[0], -1, np.int64)
+        rank[order] = np.arange(order.shape[0])
+        instance = np.full(n, -1, np.int32)
+        instance[idx] = rank[cell_id]
+        member = instance[idx] >= 0
+        point_idx = idx[member][np.argsort(instance[idx][member], kind="stable")].astype(np.int64)
+        m = order.shape[0]
+        sizes = np.bincount(instance[idx][member], minlength=m)
+        offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        box_min = np.full((m, 3), np.inf, np.float32)
+        box_max = np.full((m, 3), -np.inf, np.float32)
+        np.minimum.at(box_min, instance[point_idx], xyz[point_idx])
+        np.maximum.at(box_max, instance[point_idx], xyz[point_idx])
+        inst_class = semantic[point_idx[offsets[:-1]]] if m else np.zeros(0, np.int32)
+        return Segmentation(semantic=semantic, instance=instance, instance_class=inst_class.astype(np.int32),
+                            instance_score=score_of_cell[order].astype(np.float32), instance_point_idx=point_idx,
+                            instance_offsets=offsets, box_min=box_min, box_max=box_max,
+                            class_names=tuple(self.class_names), timings_ms={"fake": 0.1})
+
+
+def make_segmentation(n: int, class_names: tuple[str, ...] = ("chair", "table", "lamp")) -> Segmentation:
+    """A hand-made segmentation of n points: two instances (points 0..9 and 20..24), points 30.. invalid."""
+    semantic = np.zeros(n, np.int32)
+    semantic[30:] = -1
+    instance = np.full(n, -1, np.int32)
+    instance[0:10], instance[20:25] = 0, 1
+    point_idx = np.r_[np.arange(10), np.arange(20, 25)].astype(np.int64)
+    return Segmentation(semantic=semantic, instance=instance, instance_class=np.array([0, 1], np.int32),
+                        instance_score=np.array([0.9, 0.4], np.float32), instance_point_idx=point_idx,
+                        instance_offsets=np.array([0, 10, 15], np.int64),
+                        box_min=np.array([[0, 0, 0], [1, 1, 1]], np.float32),
+                        box_max=np.array([[1, 2, 3], [1.5, 1.5, 1.5]], np.float32), class_names=class_names)

@@ -1,0 +1,157 @@
+"""Node parameters without ROS: defaults from the typed config, validation with reasons, the shipped parameter
+file, launch files, package files; the worker's mailbox and statistics."""
+from __future__ import annotations
+
+import ast
+import py_compile
+import threading
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pointgroup_ros.config import Config, GroupingConfig, PostprocessConfig, load_config
+from pointgroup_ros.ros.params import (SPECS_BY_NAME, TUNABLE, NodeSettings, ParameterError, apply_changes,
+                                      check_value, param_specs, params_file_values)
+from pointgroup_ros.ros.processing import FrameStats, LatestMailbox
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_defaults_come_from_the_typed_config():
+    specs = {s.name: s for s in param_specs()}
+    g, p = GroupingConfig(), PostprocessConfig()
+    assert (specs["cluster_radius"].default, specs["cluster_min_points"].default, specs["cluster_sets"].default) == \
+        (g.radius, g.min_points, g.sets)
+    assert (specs["score_threshold"].default, specs["nms_iou_threshold"].default,
+            specs["min_instance_points"].default) == (p.score_threshold, p.nms_iou_threshold, p.min_instance_points)
+    s3dis = {s.name: s for s in param_specs(load_config("s3dis"))}
+    assert s3dis["score_threshold"].default == load_config("s3dis").postprocess.score_threshold == 0.2
+    assert s3dis["class_names"].default == load_config("s3dis").data.class_names
+    assert NodeSettings().values() == {name: specs[name].default for name in TUNABLE}
+
+
+def test_read_only_and_ranges():
+    read_only = {s.name for s in param_specs() if s.read_only}
+    assert read_only == {"config", "weights", "device", "class_names", "input_reliability", "input_depth",
+                         "output_reliability", "output_depth"}
+    assert set(TUNABLE) == {s.name for s in param_specs() if not s.read_only}
+    # every range end is a value the config accepts; just outside it is refused by the config too
+    for name, key, section in (("cluster_radius", "radius", GroupingConfig),
+                               ("score_threshold", "score_threshold", PostprocessConfig),
+                               ("nms_iou_threshold", "nms_iou_threshold", PostprocessConfig)):
+        lo, hi = SPECS_BY_NAME[name].float_range
+        section(**{key: lo}).validate()
+        section(**{key: hi}).validate()
+    with pytest.raises(ValueError):
+        GroupingConfig(radius=1.0001).validate()
+
+
+@pytest.mark.parametrize("changes,reason", [
+    ({"score_threshold": 1.5}, r"score_threshold: must be in \[0.0, 1.0\], got 1.5"),
+    ({"nms_iou_threshold": -0.1}, "nms_iou_threshold: must be in"),
+    ({"cluster_radius": 0.0}, "cluster_radius: must be in"),
+    ({"cluster_min_points": 0}, "cluster_min_points: must be in"),
+    ({"cluster_sets": "pq"}, "cluster_sets: must be one of p, q, both"),
+    ({"min_instance_points": -1}, "min_instance_points"),
+    ({"max_points": 10}, "max_points: must be in"),
+    ({"publish_markers": 1}, "publish_markers: expected bool"),
+    ({"cluster_min_points": 5.0}, "cluster_min_points: expected int"),
+    ({"score_threshold": "high"}, "score_threshold: expected float"),
+    ({"device": "cpu"}, "device is read-only"),
+    ({"weights": "/tmp/w.pth"}, "weights is read-only"),
+])
+def test_invalid_values_are_refused_with_a_reason(changes, reason):
+    settings = NodeSettings()
+    with pytest.raises(ParameterError, match=reason):
+        apply_changes(settings, changes)
+    assert settings == NodeSettings()  # nothing half-applied
+
+
+def test_valid_changes_apply_as_a_whole():
+    s = apply_changes(NodeSettings(), {"cluster_radius": 0.05, "cluster_sets": "q", "score_threshold": 0,
+                                       "publish_detections": False, "max_points": 50_000, "use_sim_time": True})
+    assert s.grouping == GroupingConfig(radius=0.05, min_points=50, sets="q")
+    assert s.postprocess.score_threshold == 0.0 and isinstance(s.postprocess.score_threshold, float)
+    assert not s.publish_detections and s.max_points == 50_000
+    with pytest.raises(ParameterError):  # one bad value refuses the whole batch
+        apply_changes(s, {"cluster_radius": 0.04, "score_threshold": 3.0})
+    assert check_value(SPECS_BY_NAME["cluster_radius"], 1) == 1.0
+
+
+def test_shipped_params_file_lists_every_parameter_with_its_default():
+    data = yaml.safe_load((REPO / "config" / "pointgroup_node.yaml").read_text())
+    values = data["/**"]["ros__parameters"]
+    expected = params_file_values(Config())
+    assert list(values) != [] and set(values) == set(expected)
+    for name, value in expected.items():
+        assert values[name] == value and type(values[name]) is type(value), name
+    # and it is a parameter set the node accepts as it is
+    apply_changes(NodeSettings(), {k: v for k, v in values.items() if not SPECS_BY_NAME[k].read_only})
+
+
+def test_every_parameter_is_documented():
+    doc = (REPO / "docs" / "ROS.md").read_text()
+    assert [s.name for s in param_specs() if f"`{s.name}`" not in doc] == []
+
+
+def test_launch_files_compile_and_pass_only_a_params_file_remaps_and_overrides(tmp_path):
+    launch = sorted((REPO / "launch").glob("*.launch.py"))
+    assert [p.name for p in launch] == ["pointgroup.launch.py", "pointgroup_rviz.launch.py",
+                                        "pointgroup_tuning.launch.py"]
+    for path in launch:
+        py_compile.compile(str(path), cfile=str(tmp_path / (path.name + "c")), doraise=True)
+        tree = ast.parse(path.read_text())
+        assert any(isinstance(n, ast.FunctionDef) and n.name == "generate_launch_description" for n in tree.body)
+        # no parameter is declared or set again in a launch file (only the weights / device overrides)
+        declared = {n.args[0].value for n in ast.walk(tree) if isinstance(n, ast.Call)
+                    and getattr(n.func, "id", "") == "DeclareLaunchArgument"}
+        keys = {k.value for n in ast.walk(tree) if isinstance(n, ast.Dict) for k in n.keys
+                if isinstance(k, ast.Constant)}
+        assert (declared | keys) & set(SPECS_BY_NAME) <= {"weights", "device"}, path.name
+    main = (REPO / "launch" / "pointgroup.launch.py").read_text()
+    for arg in ("input_topic", "params_file", "weights", "device", "namespace"):
+        assert f'DeclareLaunchArgument("{arg}"' in main
+    assert '"~/input/points"' in main and "pointgroup_node.yaml" in main
+    assert yaml.safe_load((REPO / "config" / "pointgroup.rviz").read_text())["Visualization Manager"]
+
+
+def test_package_files_agree():
+    root = ET.parse(REPO / "package.xml").getroot()
+    assert root.findtext("name") == "pointgroup_ros"
+    assert root.find("export/build_type").text == "ament_cmake"
+    deps = {e.text for e in root if e.tag.endswith("depend")}
+    assert {"rclpy", "sensor_msgs", "vision_msgs", "visualization_msgs", "diagnostic_msgs", "std_msgs",
+            "rosidl_default_generators", "rosidl_default_runtime", "launch_ros"} <= deps
+    cmake = (REPO / "CMakeLists.txt").read_text()
+    msgs = sorted(p.name for p in (REPO / "msg").glob("*.msg"))
+    assert msgs == ["Instance.msg", "InstanceArray.msg"] and all(f'"msg/{m}"' in cmake for m in msgs)
+    assert "ament_python_install_package" not in cmake.split("# Why this layout")[1].split("cmake_minimum")[1]
+    assert cmake.index("rosidl_generate_interfaces(") < cmake.index("install(DIRECTORY ${PROJECT_NAME}/")
+    assert not (REPO / "pointgroup_ros" / "msg").exists()  # would shadow the generated pointgroup_ros.msg
+    script = REPO / "scripts" / "pointgroup_node"
+    assert script.stat().st_mode & 0o111 and "pointgroup_ros.ros.node import main" in script.read_text()
+
+
+def test_mailbox_keeps_only_the_newest_and_counts_drops():
+    box: LatestMailbox[int] = LatestMailbox()
+    assert box.take(timeout=0.01) is None
+    assert box.put(1) is False and box.put(2) is True and box.put(3) is True
+    assert box.take(timeout=0.01) == 3 and box.dropped == 2 and box.received == 3
+    got = []
+    worker = threading.Thread(target=lambda: got.append(box.take(timeout=5.0)))
+    worker.start()
+    box.put(4)
+    worker.join(timeout=5.0)
+    assert got == [4]
+    box.close()
+    assert box.take(timeout=0.01) is None and box.closed
+
+
+def test_stats_key_values():
+    stats = FrameStats()
+    stats.record_error(True, "cloud has no y field")
+    values = dict(stats.key_values(dropped=3, received=10))
+    assert values["frames dropped (newer frame arrived)"] == "3" and values["frames rejected (bad input)"] == "1"
+    assert values["last error"] == "cloud has no y field" and not stats.last_frame_ok
