@@ -56,10 +56,10 @@ def param_specs(cfg: Config | None = None, class_names: tuple[str, ...] | None =
     g, p = cfg.grouping, cfg.postprocess
     names = tuple(class_names if class_names is not None else cfg.data.class_names)
     return (
-        ParamSpec("config", "scannet", "Configuration preset name (scannet, s3dis) or path to a config YAML; "
-                  "it gives the classes, the network shape and the tunables' defaults", read_only=True),
-        ParamSpec("weights", "", "Path of the model checkpoint (.pth); empty: the pipeline's default weights",
-                  read_only=True),
+        ParamSpec("config", "synthetic", "Configuration preset name (synthetic, scannet, s3dis) or path to a "
+                  "config YAML; it gives the classes, the network shape and the tunables' defaults", read_only=True),
+        ParamSpec("weights", "", "Path of the model checkpoint (.pth); empty: the shipped demo model when it fits "
+                  "the configuration (the synthetic preset), else random weights (warned)", read_only=True),
         ParamSpec("device", "auto", "Torch device: auto (CUDA when available, else CPU), cpu, cuda or cuda:N",
                   read_only=True),
         ParamSpec("class_names", names, "Semantic class names of the loaded model (reported, not settable)",

@@ -21,10 +21,10 @@ import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Literal, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Literal, Sequence
 
 if TYPE_CHECKING:
-    from ..ros.processing import SegmentingPipeline
+    from ..ros.processing import FrameResult, SegmentingPipeline
 
 log = logging.getLogger(__name__)
 
@@ -192,8 +192,12 @@ def output_topics(cloud_topics: Sequence[str]) -> dict[str, str]:
 
 
 def process_bag(src: Path, out: Path, pipeline: "SegmentingPipeline", topics: Sequence[str] | None = None,
-                overwrite: bool = False, progress: bool = True) -> RunSummary:
-    """Segment the PointCloud2 topics of a bag into a new MCAP rosbag2 bag at `out` (see the module doc)."""
+                overwrite: bool = False, progress: bool = True,
+                on_frame: "Callable[[str, int, FrameResult], None] | None" = None) -> RunSummary:
+    """Segment the PointCloud2 topics of a bag into a new MCAP rosbag2 bag at `out` (see the module doc).
+
+    on_frame(topic, stamp_ns, result) is called after each segmented cloud (the demo's summary uses it).
+    """
     from rosbags.highlevel import AnyReader
     from rosbags.rosbag2 import StoragePlugin, Writer
     from tqdm import tqdm
@@ -254,6 +258,8 @@ def process_bag(src: Path, out: Path, pipeline: "SegmentingPipeline", topics: Se
                             writer.write(outs[(conn.topic, name)], stamp, data)
                         summary.frames += 1
                         summary.instances += result.seg.num_instances
+                        if on_frame is not None:
+                            on_frame(conn.topic, stamp, result)
     return summary
 
 

@@ -18,6 +18,8 @@ import numpy as np
 import pytest
 from ros_testing_fakes import FakePipeline
 
+from pointgroup_ros.config import load_config
+
 from pointgroup_ros.ros.cloud import decode_cloud, encode_cloud
 from pointgroup_ros.ros.kit import RosbagsKit
 from pointgroup_ros.ros.typestore import make_typestore
@@ -224,7 +226,8 @@ def test_fake_rclpy_node_flow(node_module: Any) -> None:
     try:
         _wait(lambda: any("ready" in line for _, line in node.logger.lines))
         assert set(node.pubs) == {"~/labeled_points", "~/detections", "~/markers", "~/instances", "/diagnostics"}
-        assert node.get_parameter("class_names").value == list(FakePipeline().class_names)
+        model_classes = FakePipeline(load_config(node.get_parameter("config").value)).class_names
+        assert node.get_parameter("class_names").value == list(model_classes)
         callback = node.subs["~/input/points"]
         # rclpy hands the data as array.array('B'): what RclpyKit builds
         from pointgroup_ros.ros.kit import RclpyKit

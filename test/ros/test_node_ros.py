@@ -45,13 +45,17 @@ def ros_graph() -> Iterator[tuple[PointGroupNode, Node]]:
     from pointgroup_ros.ros.node import PointGroupNode
 
     rclpy.init()
-    node = PointGroupNode(pipeline_factory=lambda cfg, weights, device, max_points: FakePipeline(cfg))
-    tester = rclpy.create_node("pointgroup_tester")
-    executor = MultiThreadedExecutor()
-    executor.add_node(node)
-    executor.add_node(tester)
-    spinner = threading.Thread(target=executor.spin, daemon=True)
-    spinner.start()
+    try:  # a node that fails to build must not leave rclpy initialised for the next test
+        node = PointGroupNode(pipeline_factory=lambda cfg, weights, device, max_points: FakePipeline(cfg))
+        tester = rclpy.create_node("pointgroup_tester")
+        executor = MultiThreadedExecutor()
+        executor.add_node(node)
+        executor.add_node(tester)
+        spinner = threading.Thread(target=executor.spin, daemon=True)
+        spinner.start()
+    except BaseException:
+        rclpy.try_shutdown()
+        raise
     try:
         yield node, tester
     finally:
@@ -167,8 +171,8 @@ def test_node_end_to_end(ros_graph: tuple[PointGroupNode, Node]) -> None:
     assert node.get_parameter("score_threshold").value == pytest.approx(0.09)
 
     # switching an output off stops it
-    (off,) = _set(tester, cluster_min_points=50, publish_markers=False)
-    assert off.successful
+    results = _set(tester, cluster_min_points=50, publish_markers=False)  # one result per parameter
+    assert len(results) == 2 and all(r.successful for r in results), [r.reason for r in results]
     markers_before = outputs.snapshot()["markers"]
     _publish_until(pub, cloud, outputs, ("instances",))
     _publish_until(pub, cloud, outputs, ("instances",))

@@ -1,0 +1,248 @@
+"""`pointgroup-ros bench`: per-stage timing tables, beside the paper's Table 4 (Titan Xp, 133k points).
+
+Sections (--stages): 'grouping' (grid + union on P and on Q, proposals, NMS, with the scipy baseline side
+by side). SECTIONS maps a name to a function(args, scenes) -> list of table rows, so further sections
+(e.g. the whole pipeline) plug in without touching the rest.
+
+Scenes: synthetic indoor rooms (floor, walls and boxes sampled on their surfaces at about 2 cm spacing,
+predicted classes with 2 % noise, offsets that pull object points most of the way to their centroids)
+at the sizes of --sizes, plus the real ScanNet scans of --scannet (ground-truth classes and offsets
+centroid - xyz scaled by 0.9) when given.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+# Paper Table 4 (Titan Xp, 4 ScanNet val scenes, 132,937 points on average), milliseconds.
+PAPER_MS = {"ball query P": 38, "cluster P": 8, "ball query Q": 38, "cluster Q": 30, "ScoreNet": 95, "NMS": 41}
+STUFF = (0, 1)
+NUM_CLASSES = 20
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--stages", default="grouping", help=f"comma-separated sections: {', '.join(SECTIONS)}")
+    parser.add_argument("--sizes", default="50000,133000,250000", help="synthetic scene sizes (points)")
+    parser.add_argument("--device", choices=("cpu", "cuda", "auto"), default="auto",
+                        help="auto: the CPU, and the GPU too when CUDA and CuPy are there")
+    parser.add_argument("--repeat", type=int, default=5, help="timed runs per stage (the median is shown)")
+    parser.add_argument("--radius", type=float, default=0.03)
+    parser.add_argument("--min-points", type=int, default=50)
+    parser.add_argument("--no-baseline", action="store_true", help="skip the scipy cKDTree baseline")
+    parser.add_argument("--scannet", type=Path, default=None,
+                        help="folder with ScanNet <scene>_vert_all.npy / _sem_label_all.npy / _ins_label_all.npy")
+
+
+@dataclass
+class Scene:
+    name: str
+    xyz: Any  # float32 (N, 3)
+    semantic: Any  # int64 (N,) class 0..19 (0, 1 = stuff)
+    offsets: Any  # float32 (N, 3)
+
+
+def synthetic_scene(n_points: int, seed: int = 0, spacing: float = 0.02) -> Scene:
+    """An indoor-like room of about n_points surface samples; see the module docstring."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    density, height = 1.0 / spacing ** 2, 2.8
+    # side s with floor s^2 + walls 4 s h + box surfaces ~0.6 s^2 = n / density
+    side = (-4 * height + np.sqrt(16 * height ** 2 + 6.4 * n_points / density)) / 3.2
+    faces: list[tuple[Any, ...]] = [((0, 0, 0), (side, 0, 0), (0, side, 0), 1, -1)]  # origin, u, v, class, instance
+    for origin, u in (((0, 0, 0), (side, 0, 0)), ((0, 0, 0), (0, side, 0)), ((side, 0, 0), (0, side, 0)),
+                      ((0, side, 0), (side, 0, 0))):
+        faces.append((origin, u, (0, 0, height), 0, -1))
+    area, instance = 0.0, 0
+    while area < 0.6 * side * side:
+        biggest = np.minimum([1.8, 1.8, 1.5], 0.5 * side)  # (small rooms for small point counts)
+        x, y, z = rng.uniform(0.2 * biggest, biggest)
+        ox, oy = rng.uniform(0.0, side - np.array([x, y]))
+        cls = int(rng.integers(2, NUM_CLASSES))
+        for o, u, v in (((0, 0, z), (x, 0, 0), (0, y, 0)), ((0, 0, 0), (x, 0, 0), (0, 0, z)),
+                        ((0, y, 0), (x, 0, 0), (0, 0, z)), ((0, 0, 0), (0, y, 0), (0, 0, z)),
+                        ((x, 0, 0), (0, y, 0), (0, 0, z))):
+            faces.append(((ox + o[0], oy + o[1], o[2]), u, v, cls, instance))
+        area += x * y + 2 * (x + y) * z
+        instance += 1
+    corner, edge_u, edge_v = (np.array([f[i] for f in faces], dtype=np.float64) for i in range(3))
+    face_area = np.linalg.norm(np.cross(edge_u, edge_v), axis=1)
+    counts = rng.multinomial(n_points, face_area / face_area.sum())
+    face = np.repeat(np.arange(len(faces)), counts)
+    a, b = rng.random((2, n_points, 1))
+    xyz = corner[face] + a * edge_u[face] + b * edge_v[face] + rng.normal(0, 0.002, (n_points, 3))
+    xyz -= xyz.mean(axis=0)
+    semantic = np.array([f[3] for f in faces])[face]
+    inst = np.array([f[4] for f in faces])[face]
+    perm = rng.permutation(n_points)
+    xyz, semantic, inst = xyz[perm], semantic[perm], inst[perm]
+    offsets = np.zeros_like(xyz)
+    has = inst >= 0
+    centroid = np.stack([np.bincount(inst[has], weights=xyz[has, k]) for k in range(3)], 1) / np.bincount(inst[has])[:, None]
+    offsets[has] = 0.9 * (centroid[inst[has]] - xyz[has]) + rng.normal(0, 0.01, (has.sum(), 3))
+    noisy = rng.random(n_points) < 0.02
+    semantic[noisy] = rng.integers(0, NUM_CLASSES, noisy.sum())
+    return Scene(f"synthetic {n_points // 1000}k", xyz.astype(np.float32), semantic.astype(np.int64),
+                 offsets.astype(np.float32))
+
+
+def scannet_scenes(folder: Path) -> list[Scene]:
+    import numpy as np
+
+    nyu_to_20 = np.full(41, -100, dtype=np.int64)
+    nyu_to_20[[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 14, 16, 24, 28, 33, 34, 36, 39]] = np.arange(20)
+    scenes = []
+    for vert_file in sorted(folder.glob("*_vert_all.npy")):
+        name = vert_file.name[: -len("_vert_all.npy")]
+        xyz = np.load(vert_file, allow_pickle=False)[:, :3].astype(np.float32)
+        sem = nyu_to_20[np.clip(np.load(folder / f"{name}_sem_label_all.npy", allow_pickle=False), 0, 40)]
+        ins = np.load(folder / f"{name}_ins_label_all.npy", allow_pickle=False).astype(np.int64)
+        offsets = np.zeros_like(xyz)
+        has = ins > 0
+        count = np.maximum(np.bincount(ins[has]), 1).astype(np.float64)
+        centroid = np.stack([np.bincount(ins[has], weights=xyz[has, k], minlength=len(count)) / count
+                             for k in range(3)], 1)
+        offsets[has] = 0.9 * (centroid[ins[has]] - xyz[has])
+        scenes.append(Scene(f"ScanNet {name}", xyz, np.where(sem < 0, 0, sem), offsets))  # unannotated -> stuff
+    return scenes
+
+
+def _median_ms(runs: dict[str, tuple[Callable[[], Any], int]], sync: Callable[[], None],
+               warm_up: tuple[str, ...] = ()) -> dict[str, float]:
+    """Median time in ms of each named function, runs interleaved (so load on the machine hits all alike)."""
+    for name in warm_up:  # kernel compilation, caches
+        runs[name][0]()
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for i in range(max(count for _, count in runs.values())):
+        for name, (fn, count) in runs.items():
+            if i < count:
+                sync()
+                start = time.perf_counter()
+                fn()
+                sync()
+                times[name].append(time.perf_counter() - start)
+    return {name: 1e3 * sorted(t)[len(t) // 2] for name, t in times.items()}
+
+
+def scipy_baseline(xyz: Any, labels: Any, radius: float, min_points: int, ignore: tuple[int, ...],
+                   drop_ignored_first: bool = False) -> Any:
+    """What a user would write: cKDTree(coords).query_pairs, same-label (and not ignored) filter, csgraph
+    connected components. drop_ignored_first: build the tree on the points to group only (a stronger
+    baseline when many points are ignored)."""
+    import numpy as np
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+    from scipy.spatial import cKDTree
+
+    idx = np.flatnonzero(~np.isin(labels, ignore)) if drop_ignored_first else np.arange(len(xyz))
+    lab = labels[idx]
+    pairs = cKDTree(xyz[idx]).query_pairs(radius, output_type="ndarray")
+    keep = lab[pairs[:, 0]] == lab[pairs[:, 1]]
+    if not drop_ignored_first:
+        keep &= ~np.isin(lab[pairs[:, 0]], ignore)
+    pairs = pairs[keep]
+    graph = coo_matrix((np.ones(len(pairs), np.int8), (pairs[:, 0], pairs[:, 1])), shape=(len(idx), len(idx)))
+    _, comp = connected_components(graph, directed=False)
+    keep_point = (np.bincount(comp)[comp] >= min_points) & ~np.isin(lab, ignore)
+    out = np.full(len(xyz), -1)
+    out[idx[keep_point]] = comp[keep_point]  # not renumbered: timing only
+    return out
+
+
+def grouping_section(args: argparse.Namespace, scenes: list[Scene], device: str) -> list[dict[str, Any]]:
+    import torch
+
+    from pointgroup_ros.clustering import cluster_points, dual_set_proposals, nms
+
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    rows = []
+    for scene in scenes:
+        q = scene.xyz + scene.offsets
+        if device == "cuda":
+            import cupy  # noqa: F401  (fail early with the clear message of the GPU path if missing)
+        xyz_t = torch.from_numpy(scene.xyz).to(device)
+        off_t = torch.from_numpy(scene.offsets).to(device)
+        q_t = torch.from_numpy(q).to(device)
+        sem_t = torch.from_numpy(scene.semantic).to(device)
+        r, mp = args.radius, args.min_points
+        row: dict[str, Any] = {"scene": scene.name, "points": len(scene.xyz), "device": device}
+        proposals = dual_set_proposals(xyz_t, off_t, sem_t, STUFF, r, mp)
+        scores = torch.rand(proposals.num_proposals, generator=torch.Generator().manual_seed(0)).to(device)
+        n = args.repeat
+        runs = {"group P": (lambda: cluster_points(xyz_t, sem_t, r, mp, STUFF), n),
+                "group Q": (lambda: cluster_points(q_t, sem_t, r, mp, STUFF), n),
+                "proposals P+Q": (lambda: dual_set_proposals(xyz_t, off_t, sem_t, STUFF, r, mp), n),
+                "NMS": (lambda: nms(proposals, scores), n)}
+        if not args.no_baseline and device == "cpu":
+            runs["scipy P"] = (lambda: scipy_baseline(scene.xyz, scene.semantic, r, mp, STUFF), n)
+            runs["scipy Q"] = (lambda: scipy_baseline(q, scene.semantic, r, mp, STUFF), min(n, 3))
+            runs["scipy' P"] = (lambda: scipy_baseline(scene.xyz, scene.semantic, r, mp, STUFF, True), n)
+            runs["scipy' Q"] = (lambda: scipy_baseline(q, scene.semantic, r, mp, STUFF, True), min(n, 3))
+        row.update(_median_ms(runs, sync, warm_up=("group P", "group Q", "proposals P+Q", "NMS")))
+        row["proposals"] = proposals.num_proposals
+        if "scipy P" in row:
+            row["x P"] = f"{row['scipy P'] / row['group P']:.1f}x"
+            row["x Q"] = f"{row['scipy Q'] / row['group Q']:.1f}x"
+            row["x P+Q"] = f"{(row['scipy P'] + row['scipy Q']) / row['proposals P+Q']:.1f}x"
+            strong_p, strong_q = row["scipy' P"], row["scipy' Q"]
+            row["x' P"] = f"{strong_p / row['group P']:.1f}x"
+            row["x' Q"] = f"{strong_q / row['group Q']:.1f}x"
+        rows.append(row)
+    return rows
+
+
+SECTIONS: dict[str, Callable[[argparse.Namespace, list[Scene], str], list[dict[str, Any]]]] = {
+    "grouping": grouping_section,
+}
+
+
+def _print_table(rows: list[dict[str, Any]]) -> None:
+    columns: list[str] = []
+    for row in rows:
+        columns += [c for c in row if c not in columns]
+
+    def cell(v: Any) -> str:
+        return f"{v:.1f}" if isinstance(v, float) else ("-" if v is None else str(v))
+
+    print("| " + " | ".join(columns) + " |")
+    print("|" + "---|" * len(columns))
+    for row in rows:
+        print("| " + " | ".join(cell(row.get(c)) for c in columns) + " |")
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    stages = [s.strip() for s in args.stages.split(",") if s.strip()]
+    unknown = [s for s in stages if s not in SECTIONS]
+    if unknown:
+        print(f"unknown --stages {unknown}; known: {', '.join(SECTIONS)}")
+        return 2
+    devices = ["cpu"]
+    has_cuda = torch.cuda.is_available()
+    if args.device == "cuda" and not has_cuda:
+        print("--device cuda: no CUDA device is visible to torch")
+        return 2
+    if args.device == "cuda":
+        devices = ["cuda"]
+    elif args.device == "auto" and has_cuda:
+        devices.append("cuda")
+    scenes = [synthetic_scene(int(s)) for s in args.sizes.split(",") if s.strip()]
+    if args.scannet is not None:
+        scenes += scannet_scenes(args.scannet)
+    print("columns: group P / group Q = cluster_points on one set; proposals P+Q = dual_set_proposals (both sets "
+          "and the CSR proposals); scipy = cKDTree(coords).query_pairs + same-label filter + connected_components "
+          "(the issue's baseline); scipy' = the same with the tree built on non-stuff points only; x = speed-up")
+    print("paper Table 4 (Titan Xp, 133k points), ms: " + ", ".join(f"{k} {v}" for k, v in PAPER_MS.items())
+          + f"; grouping total {sum(PAPER_MS[k] for k in ('ball query P', 'cluster P', 'ball query Q', 'cluster Q'))}")
+    print(f"radius {args.radius} m, min points {args.min_points}; times are medians of {args.repeat} runs in ms; "
+          "ScoreNet: not timed here")
+    for stage in stages:
+        for device in devices:
+            name = torch.cuda.get_device_name() if device == "cuda" else "CPU"
+            print(f"\n## {stage} on {device} ({name})\n")
+            _print_table(SECTIONS[stage](args, scenes, device))
+    return 0

@@ -1,0 +1,61 @@
+"""`pointgroup-ros eval`: run a model over a dataset and report the benchmark figures."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+log = logging.getLogger("pointgroup_ros.eval")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--weights", help="checkpoint (default: the shipped synthetic demo model)")
+    p.add_argument("--config", help="preset or YAML (default: the one stored in the weights)")
+    p.add_argument("--data", default="synthetic",
+                   help="folder of prepared scenes (its val/ subfolder when present), or 'synthetic' (held-out rooms)")
+    p.add_argument("--scenes", type=int, default=16, help="synthetic data: held-out rooms to evaluate")
+    p.add_argument("--sets", choices=("p", "q", "both", "ablation"), default=None,
+                   help="grouping sets; 'ablation' compares P, Q and both (paper Table 2)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--json", help="write the figures to this JSON file")
+    p.add_argument("--write-submission", metavar="DIR", help="also write ScanNet submission files to DIR")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..config import ConfigError, load_config
+    from ..data.dataset import FolderDataset
+    from ..evaluation.model_eval import compare_cluster_sets, evaluate_pipeline
+    from ..evaluation.scannet import format_table
+    from ..model.checkpoint import CheckpointError
+    from ..pipeline import Pipeline
+    from ..training.sources import open_dataset
+
+    try:
+        cfg = load_config(args.config) if args.config else None
+        pipe = Pipeline(cfg, args.weights, device=args.device)
+        cfg = pipe.cfg
+        dataset = open_dataset(cfg, args.data, "val", train=False, num_synthetic=args.scenes)
+        if dataset is None:  # a folder without val/: evaluate every scene in it
+            dataset = FolderDataset(args.data, cfg.data, train=False)
+    except (ConfigError, CheckpointError, ValueError) as exc:
+        log.error("%s", exc)
+        return 2
+    scenes = [dataset.load(i) for i in range(len(dataset))]
+    if args.sets == "ablation":
+        result: dict = {"ablation": compare_cluster_sets(pipe, scenes, progress=True)}
+        for sets, r in result["ablation"].items():
+            print(f"grouping on {sets:>4}: AP {r['AP']:.3f}  AP50 {r['AP50']:.3f}  AP25 {r['AP25']:.3f}")
+    else:
+        grouping = cfg.grouping if args.sets is None else cfg.replace(grouping={"sets": args.sets}).grouping
+        result = evaluate_pipeline(pipe, scenes, grouping=grouping, submission_dir=args.write_submission,
+                                   total=len(scenes))
+        print(format_table(result))
+        if "s3dis" in result:
+            s = result["s3dis"]
+            print(f"S3DIS: mPrec50 {s['mPrec50']:.3f}  mRec50 {s['mRec50']:.3f}  mCov {s['mCov']:.3f}  "
+                  f"mWCov {s['mWCov']:.3f}")
+    result["weights"] = pipe.weights_description
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2))
+    return 0

@@ -1,0 +1,35 @@
+"""Where training and evaluation scenes come from: a prepared folder or generated synthetic rooms."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..config import Config
+from ..data.dataset import FolderDataset, SceneDataset, SyntheticDataset
+
+SYNTHETIC = "synthetic"
+# Held-out synthetic rooms use seeds far from the training ones, so the two sets never share a room.
+HELD_OUT_SEED_BASE = 1_000_000
+
+
+def open_dataset(cfg: Config, data: str | Path | None, split: str, train: bool, num_synthetic: int = 64,
+                 seed: int | None = None) -> SceneDataset | None:
+    """The scenes of `split` ('train' or 'val').
+
+    data: 'synthetic' (or None with a synthetic config) generates rooms by seed: training seeds
+        0..num_synthetic-1, validation seeds HELD_OUT_SEED_BASE + 0..num_synthetic-1.
+        A folder: its train/ and val/ subfolders when present, else the folder itself for training and
+        no validation set.
+    """
+    if data is None or str(data) == SYNTHETIC:
+        if data is None and cfg.data.dataset != SYNTHETIC:
+            raise ValueError(f"--data is required for the {cfg.data.dataset!r} configuration "
+                             "(a folder of prepared scenes, see `pointgroup-ros prepare`)")
+        base = 0 if split == "train" else HELD_OUT_SEED_BASE
+        return SyntheticDataset(range(base, base + num_synthetic), cfg.data, train=train, seed=seed)
+    folder = Path(data)
+    if not folder.is_dir():
+        raise ValueError(f"--data {folder}: no such folder")
+    sub = folder / split
+    if sub.is_dir():
+        return FolderDataset(sub, cfg.data, train=train, seed=seed)
+    return FolderDataset(folder, cfg.data, train=train, seed=seed) if split == "train" else None
