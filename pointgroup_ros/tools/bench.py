@@ -1,8 +1,9 @@
 """`pointgroup-ros bench`: per-stage timing tables, beside the paper's Table 4 (Titan Xp, 133k points).
 
 Sections (--stages): 'grouping' (grid + union on P and on Q, proposals, NMS, with the scipy baseline side
-by side). SECTIONS maps a name to a function(args, scenes) -> list of table rows, so further sections
-(e.g. the whole pipeline) plug in without touching the rest.
+by side) and 'pipeline' (a whole frame as the node runs it: decode, voxelize, backbone and heads,
+grouping, ScoreNet, NMS, results, message building, with peak memory). SECTIONS maps a name to a
+function(args, scenes, device) -> list of table rows.
 
 Scenes: synthetic indoor rooms (floor, walls and boxes sampled on their surfaces at about 2 cm spacing,
 predicted classes with 2 % noise, offsets that pull object points most of the way to their centroids)
@@ -32,6 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--radius", type=float, default=0.03)
     parser.add_argument("--min-points", type=int, default=50)
     parser.add_argument("--no-baseline", action="store_true", help="skip the scipy cKDTree baseline")
+    parser.add_argument("--weights", default=None, help="pipeline section: checkpoint (default: the demo model)")
+    parser.add_argument("--config", default=None, help="pipeline section: preset or YAML (e.g. scannet for the "
+                        "authors' full-size network; without --weights it is randomly initialised)")
     parser.add_argument("--scannet", type=Path, default=None,
                         help="folder with ScanNet <scene>_vert_all.npy / _sem_label_all.npy / _ins_label_all.npy")
 
@@ -194,8 +198,76 @@ def grouping_section(args: argparse.Namespace, scenes: list[Scene], device: str)
     return rows
 
 
+def tiled_rooms(n_points: int, seed: int = 0) -> tuple[Any, Any]:
+    """Synthetic rooms (data.synthetic) side by side until about n_points: (xyz float32, rgb uint8)."""
+    import numpy as np
+
+    from pointgroup_ros.data.synthetic import generate_scene
+
+    xyz, rgb, total, shift, k = [], [], 0, 0.0, 0
+    while total < n_points:
+        room = generate_scene(seed + k)
+        k += 1
+        pts = room.xyz - room.xyz.min(axis=0)
+        pts[:, 0] += shift
+        shift = float(pts[:, 0].max()) + 0.5
+        xyz.append(pts)
+        rgb.append(np.clip(room.rgb, 0, 255).astype(np.uint8))
+        total += len(pts)
+    return np.concatenate(xyz)[:n_points].astype(np.float32), np.concatenate(rgb)[:n_points]
+
+
+def pipeline_section(args: argparse.Namespace, scenes: list[Scene], device: str) -> list[dict[str, Any]]:
+    """The whole frame as the node runs it: PointCloud2 decode, the pipeline's stages, message building."""
+    import resource
+    import statistics
+
+    import numpy as np
+    import torch
+
+    from pointgroup_ros.config import load_config
+    from pointgroup_ros.pipeline import Pipeline
+    from pointgroup_ros.ros.cloud import encode_cloud
+    from pointgroup_ros.ros.kit import RosbagsKit
+    from pointgroup_ros.ros.processing import FrameProcessor
+    from pointgroup_ros.ros.typestore import make_typestore
+
+    pipe = Pipeline(load_config(args.config) if args.config else None, args.weights, device=device,
+                    max_points=10_000_000)
+    print(f"model: {pipe.weights_description}, {sum(p.numel() for p in pipe.model.parameters()):,} parameters")
+    kit = RosbagsKit(make_typestore("humble"))
+    processor = FrameProcessor(pipe, kit)
+    header = kit.make("std_msgs/msg/Header", frame_id="map")
+    inputs = [(f"rooms {n // 1000}k", *tiled_rooms(n)) for n in (int(s) for s in args.sizes.split(",") if s.strip())]
+    if args.scannet is not None:
+        for path in sorted(Path(args.scannet).glob("*_vert_all.npy")):
+            vert = np.load(path, allow_pickle=False)
+            inputs.append((f"ScanNet {path.name[:12]}", vert[:, :3].astype(np.float32),
+                           np.clip(vert[:, 3:6], 0, 255).astype(np.uint8)))
+    rows = []
+    for name, xyz, rgb in inputs:
+        msg = encode_cloud(kit, header, xyz, rgb)
+        processor.process(msg)  # warm-up: allocator, kernels
+        if device == "cuda":
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+        runs = [processor.process(msg) for _ in range(args.repeat)]
+        keys = [k for k in runs[0].timings_ms if k != "pipeline"]
+        row: dict[str, Any] = {"scene": name, "points": len(xyz), "device": device}
+        row.update({k.split("/")[-1] if k.startswith("pipeline/") else k:
+                    statistics.median(r.timings_ms.get(k, 0.0) for r in runs) for k in keys})
+        row["instances"] = runs[-1].seg.num_instances
+        if device == "cuda":
+            row["peak GPU MB"] = torch.cuda.max_memory_allocated() / 2**20
+        else:
+            row["peak RSS MB"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        rows.append(row)
+    return rows
+
+
 SECTIONS: dict[str, Callable[[argparse.Namespace, list[Scene], str], list[dict[str, Any]]]] = {
     "grouping": grouping_section,
+    "pipeline": pipeline_section,
 }
 
 
@@ -233,13 +305,15 @@ def run(args: argparse.Namespace) -> int:
     scenes = [synthetic_scene(int(s)) for s in args.sizes.split(",") if s.strip()]
     if args.scannet is not None:
         scenes += scannet_scenes(args.scannet)
-    print("columns: group P / group Q = cluster_points on one set; proposals P+Q = dual_set_proposals (both sets "
-          "and the CSR proposals); scipy = cKDTree(coords).query_pairs + same-label filter + connected_components "
-          "(the issue's baseline); scipy' = the same with the tree built on non-stuff points only; x = speed-up")
+    if "grouping" in stages:
+        print("columns: group P / group Q = cluster_points on one set; proposals P+Q = dual_set_proposals (both "
+              "sets and the CSR proposals); scipy = cKDTree(coords).query_pairs + same-label filter + "
+              "connected_components (the issue's baseline); scipy' = the same with the tree built on non-stuff "
+              "points only; x = speed-up")
     print("paper Table 4 (Titan Xp, 133k points), ms: " + ", ".join(f"{k} {v}" for k, v in PAPER_MS.items())
-          + f"; grouping total {sum(PAPER_MS[k] for k in ('ball query P', 'cluster P', 'ball query Q', 'cluster Q'))}")
-    print(f"radius {args.radius} m, min points {args.min_points}; times are medians of {args.repeat} runs in ms; "
-          "ScoreNet: not timed here")
+          + f"; grouping total {sum(PAPER_MS[k] for k in ('ball query P', 'cluster P', 'ball query Q', 'cluster Q'))}"
+          + "; backbone + heads 243; total 491")
+    print(f"radius {args.radius} m, min points {args.min_points}; times are medians of {args.repeat} runs in ms")
     for stage in stages:
         for device in devices:
             name = torch.cuda.get_device_name() if device == "cuda" else "CPU"

@@ -15,8 +15,12 @@ from pathlib import Path
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("src", type=Path, help="the authors' checkpoint (spconv 1.x layout), e.g. pointgroup.pth")
     parser.add_argument("dst", type=Path, help="output file (this project's checkpoint format)")
-    parser.add_argument("--config", default="scannet",
-                        help="preset name or YAML path of the model the weights belong to (default: scannet)")
+    parser.add_argument("--config", default=None,
+                        help="preset name or YAML path of the model the weights belong to (default: the one "
+                             "stored in SRC, else scannet)")
+    parser.add_argument("--half", action="store_true",
+                        help="store float16 weights (half the size; loading converts back to float32)")
+    parser.add_argument("--description", help="a note stored in DST (e.g. what the model was trained on)")
     parser.add_argument("--force", action="store_true", help="overwrite DST if it exists")
 
 
@@ -33,13 +37,17 @@ def run(args: argparse.Namespace) -> int:
         print("error: SRC and DST are the same file", file=sys.stderr)
         return 1
     try:
-        cfg = load_config(args.config)
         ckpt = load_checkpoint(src)
+        cfg = load_config(args.config) if args.config else (ckpt.make_config() or load_config("scannet"))
         model = PointGroup(cfg.model, cfg.data.num_classes, cfg.data.scale, cfg.data.full_scale[0])
         check_state_dict(model, ckpt.state_dict, source=str(src))
         model.load_state_dict(ckpt.state_dict, strict=False)
-        save_checkpoint(dst, model, cfg, extra={"source": src.name,
-                                                "converted_from_spconv1": ckpt.converted_from_spconv1})
+        if args.half:
+            model.half()
+        extra = {"source": src.name, "converted_from_spconv1": ckpt.converted_from_spconv1}
+        if args.description:
+            extra["description"] = args.description
+        save_checkpoint(dst, model, cfg, extra=extra)
     except (CheckpointError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

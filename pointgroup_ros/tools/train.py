@@ -5,6 +5,10 @@ import argparse
 import json
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..config import Config
 
 log = logging.getLogger("pointgroup_ros.train")
 
@@ -14,11 +18,31 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", help="folder of prepared scenes (with train/ and val/ subfolders), or 'synthetic'")
     p.add_argument("--out", default="runs/pointgroup", help="run folder: checkpoints, TensorBoard, config")
     p.add_argument("--epochs", type=int, help="override train.epochs")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override any configuration key, e.g. --set train.prepare_epochs=100 (repeatable; "
+                        "VALUE is read as YAML)")
     p.add_argument("--resume", help="continue from a checkpoint of this trainer (e.g. RUN/latest.pth)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (torchrun sets the GPU per rank)")
     p.add_argument("--scenes", type=int, default=64, help="synthetic data: rooms to train on (and to hold out)")
     p.add_argument("--eval-every", type=int, default=0, help="evaluate on the validation set every N epochs")
-    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--no-augment", action="store_true", help="train on the scenes as they are (overfitting checks)")
+    p.add_argument("--threads", type=int, help="torch CPU threads (on a busy machine 1 is often fastest)")
+
+
+def apply_overrides(cfg: "Config", items: list[str]) -> "Config":
+    """cfg with --set SECTION.KEY=VALUE overrides applied (values parsed as YAML, checked like the file)."""
+    import yaml
+
+    from ..config import ConfigError
+
+    sections: dict[str, dict] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        section, dot, name = key.strip().partition(".")
+        if not sep or not dot or not name:
+            raise ConfigError(f"--set {item!r}: expected SECTION.KEY=VALUE, e.g. train.epochs=10")
+        sections.setdefault(section, {})[name] = yaml.safe_load(value)
+    return cfg.replace(**sections) if sections else cfg
 
 
 def run(args: argparse.Namespace) -> int:
@@ -29,16 +53,17 @@ def run(args: argparse.Namespace) -> int:
     from ..config import ConfigError, load_config
     from ..data.dataset import collate
     from ..evaluation.model_eval import evaluate_pipeline
-    from ..training.sources import open_dataset
+    from ..training.sources import NO_AUGMENTATION, open_dataset
     from ..training.trainer import Trainer
 
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
-        cfg = load_config(args.config)
+        cfg = apply_overrides(load_config(args.config), args.set)
         if args.epochs:
             cfg = cfg.replace(train={"epochs": args.epochs})
-        train_set = open_dataset(cfg, args.data, "train", train=True, num_synthetic=args.scenes, seed=cfg.train.seed)
+        train_set = open_dataset(cfg, args.data, "train", train=True, num_synthetic=args.scenes, seed=cfg.train.seed,
+                                 augment=NO_AUGMENTATION if args.no_augment else None)
         val_set = open_dataset(cfg, args.data, "val", train=False, num_synthetic=max(args.scenes // 4, 1))
     except (ConfigError, ValueError) as exc:
         log.error("%s", exc)

@@ -4,7 +4,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..config import Config
+from ..data.augment import AugmentConfig
 from ..data.dataset import FolderDataset, SceneDataset, SyntheticDataset
+
+# Off switch for every augmentation (an overfitting check wants the scene exactly as evaluated).
+NO_AUGMENTATION = AugmentConfig(jitter=0.0, flip=False, rotate=False, elastic=(), color_noise=0.0)
 
 SYNTHETIC = "synthetic"
 # Held-out synthetic rooms use seeds far from the training ones, so the two sets never share a room.
@@ -12,7 +16,7 @@ HELD_OUT_SEED_BASE = 1_000_000
 
 
 def open_dataset(cfg: Config, data: str | Path | None, split: str, train: bool, num_synthetic: int = 64,
-                 seed: int | None = None) -> SceneDataset | None:
+                 seed: int | None = None, augment: AugmentConfig | None = None) -> SceneDataset | None:
     """The scenes of `split` ('train' or 'val').
 
     data: 'synthetic' (or None with a synthetic config) generates rooms by seed: training seeds
@@ -25,11 +29,13 @@ def open_dataset(cfg: Config, data: str | Path | None, split: str, train: bool, 
             raise ValueError(f"--data is required for the {cfg.data.dataset!r} configuration "
                              "(a folder of prepared scenes, see `pointgroup-ros prepare`)")
         base = 0 if split == "train" else HELD_OUT_SEED_BASE
-        return SyntheticDataset(range(base, base + num_synthetic), cfg.data, train=train, seed=seed)
+        return SyntheticDataset(range(base, base + num_synthetic), cfg.data, train=train, seed=seed, augment=augment)
     folder = Path(data)
     if not folder.is_dir():
         raise ValueError(f"--data {folder}: no such folder")
     sub = folder / split
     if sub.is_dir():
-        return FolderDataset(sub, cfg.data, train=train, seed=seed)
-    return FolderDataset(folder, cfg.data, train=train, seed=seed) if split == "train" else None
+        return FolderDataset(sub, cfg.data, train=train, seed=seed, augment=augment, cache=True)
+    if split == "train":
+        return FolderDataset(folder, cfg.data, train=train, seed=seed, augment=augment, cache=True)
+    return None
