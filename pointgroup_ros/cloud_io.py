@@ -6,7 +6,6 @@ Everything is vectorised numpy; PCD binary_compressed is decompressed with pytho
 from __future__ import annotations
 
 import colorsys
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Mapping
@@ -221,59 +220,17 @@ def _cloud_from_fields(points: Mapping[str, np.ndarray] | np.ndarray, height: in
     return make_cloud(xyz, rgb, height, width, extra)
 
 
-_PLY_TYPES = {"char": "i1", "int8": "i1", "uchar": "u1", "uint8": "u1", "short": "i2", "int16": "i2",
-              "ushort": "u2", "uint16": "u2", "int": "i4", "int32": "i4", "uint": "u4", "uint32": "u4",
-              "float": "f4", "float32": "f4", "double": "f8", "float64": "f8"}
-
-
 def _read_ply(path: Path) -> CloudArrays:
-    raw = path.read_bytes()
-    end = re.search(rb"end_header\r?\n", raw)
-    if not raw.startswith(b"ply") or end is None:
-        raise CloudFileError("not a PLY file (no 'ply' magic or no end_header)")
-    lines = raw[:end.start()].decode("ascii", "replace").splitlines()
-    fmt = None
-    elements: list[tuple[str, int, list[tuple[str, str]]]] = []
-    for line in lines[1:]:
-        parts = line.split()
-        if not parts or parts[0] in ("comment", "obj_info"):
-            continue
-        if parts[0] == "format":
-            fmt = parts[1]
-        elif parts[0] == "element":
-            elements.append((parts[1], int(parts[2]), []))
-        elif parts[0] == "property":
-            if not elements:
-                raise CloudFileError("PLY property before any element")
-            if parts[1] == "list":
-                elements[-1][2].append(("list", parts[-1]))
-            elif parts[1] in _PLY_TYPES:
-                elements[-1][2].append((parts[2], _PLY_TYPES[parts[1]]))
-            else:
-                raise CloudFileError(f"PLY property type {parts[1]!r} is not supported")
-    if fmt not in ("ascii", "binary_little_endian", "binary_big_endian"):
-        raise CloudFileError(f"PLY format {fmt!r} is not supported")
-    if not elements or elements[0][0] != "vertex":
-        raise CloudFileError("PLY file must start with the 'vertex' element")
-    _, n, props = elements[0]
-    if any(name == "list" for name, _ in props):
-        raise CloudFileError("PLY vertex element has list properties (not a point cloud)")
+    from .data.ply import read_ply
+    from .data.scene import DataError
+
+    try:
+        points = read_ply(path)
+    except DataError as exc:
+        raise CloudFileError(str(exc)) from None
+    n = len(next(iter(points.values()))) if points else 0
     if not 0 <= n <= _MAX_POINTS:
         raise CloudFileError(f"PLY vertex count {n} is absurd")
-    body = raw[end.end():]
-    if fmt == "ascii":
-        text = body.decode("ascii").splitlines()[:n]
-        table = np.loadtxt(text, dtype=np.float64, ndmin=2) if n else np.zeros((0, len(props)))
-        if table.shape != (n, len(props)):
-            raise CloudFileError(f"PLY ascii vertex block has shape {table.shape}, expected ({n}, {len(props)})")
-        points = {name: table[:, i].astype(t) for i, (name, t) in enumerate(props)}
-    else:
-        order = "<" if fmt == "binary_little_endian" else ">"
-        dtype = np.dtype([(name, order + t) for name, t in props])
-        if len(body) < n * dtype.itemsize:
-            raise CloudFileError(f"PLY binary vertex block has {len(body)} bytes, expected {n * dtype.itemsize}")
-        rec = np.frombuffer(body, dtype, count=n)
-        points = {name: rec[name] for name in dtype.names or ()}
     for src, dst in (("red", "r"), ("green", "g"), ("blue", "b")):
         if src in points:
             points[dst] = points.pop(src)
@@ -336,23 +293,14 @@ def instance_colours(instance: np.ndarray) -> np.ndarray:
 def write_labeled_ply(path: str | Path, cloud: CloudArrays, seg: "Segmentation") -> None:
     """Binary PLY: x, y, z float; red, green, blue uchar (instance colour, grey for none); label int (semantic
     class index, -1 none); instance int (-1 none); one vertex per input point in input order."""
-    n = cloud.num_points
+    from .data.ply import write_ply
+
     _check_seg(cloud, seg)
-    rec = np.empty(n, [("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("red", "u1"), ("green", "u1"), ("blue", "u1"),
-                       ("label", "<i4"), ("instance", "<i4")])
-    for i, c in enumerate("xyz"):
-        rec[c] = cloud.xyz[:, i]
     colours = instance_colours(seg.instance)
-    rec["red"], rec["green"], rec["blue"] = colours[:, 0], colours[:, 1], colours[:, 2]
-    rec["label"] = seg.semantic
-    rec["instance"] = seg.instance
-    header = ("ply\nformat binary_little_endian 1.0\ncomment pointgroup_ros labeled cloud\n"
-              f"comment class_names {'|'.join(seg.class_names)}\nelement vertex {n}\n"
-              "property float x\nproperty float y\nproperty float z\nproperty uchar red\nproperty uchar green\n"
-              "property uchar blue\nproperty int label\nproperty int instance\nend_header\n")
-    with open(path, "wb") as f:
-        f.write(header.encode("ascii"))
-        f.write(rec.tobytes())
+    write_ply(path, {"x": cloud.xyz[:, 0], "y": cloud.xyz[:, 1], "z": cloud.xyz[:, 2],
+                     "red": colours[:, 0], "green": colours[:, 1], "blue": colours[:, 2],
+                     "label": seg.semantic.astype(np.int32), "instance": seg.instance.astype(np.int32)},
+              comments=("pointgroup_ros labeled cloud", f"class_names {'|'.join(seg.class_names)}"))
 
 
 def write_labeled_npz(path: str | Path, cloud: CloudArrays, seg: "Segmentation") -> None:

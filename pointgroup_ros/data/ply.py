@@ -92,15 +92,17 @@ def read_ply(path: str | Path, element: str = "vertex") -> dict[str, np.ndarray]
 
 
 def write_ply(path: str | Path, vertex: dict[str, np.ndarray], faces: np.ndarray | None = None,
-              binary: bool = True) -> None:
+              binary: bool = True, comments: tuple[str, ...] = ()) -> None:
     """Write a PLY with a vertex element of scalar properties ({name: (N,) array}) and optional triangles
-    (int (F, 3) vertex indices). Binary little endian, or ascii."""
+    (int (F, 3) vertex indices). Binary little endian, or ascii; comments go into the header."""
     arrays = {k: np.asarray(v) for k, v in vertex.items()}
     n = len(next(iter(arrays.values()))) if arrays else 0
     for k, v in arrays.items():
         if v.shape != (n,) or v.dtype.str[1:] not in _NAMES:
             raise DataError(f"write_ply: property {k!r} must be a (N,) array of a PLY type, got {v.shape} {v.dtype}")
-    head = ["ply", f"format {'binary_little_endian' if binary else 'ascii'} 1.0", f"element vertex {n}"]
+    head = ["ply", f"format {'binary_little_endian' if binary else 'ascii'} 1.0"]
+    head += [f"comment {c}" for c in comments]
+    head.append(f"element vertex {n}")
     head += [f"property {_NAMES[v.dtype.str[1:]]} {k}" for k, v in arrays.items()]
     if faces is not None:
         head += [f"element face {len(faces)}", "property list uchar int vertex_indices"]
