@@ -8,7 +8,7 @@ from __future__ import annotations
 import colorsys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 
@@ -310,7 +310,7 @@ def write_labeled_npz(path: str | Path, cloud: CloudArrays, seg: "Segmentation")
     _check_seg(cloud, seg)
     arrays: dict[str, np.ndarray] = {
         "xyz": cloud.xyz, "semantic": seg.semantic.astype(np.int32), "instance": seg.instance.astype(np.int32),
-        "height": np.int64(cloud.height), "width": np.int64(cloud.width),
+        "height": np.asarray(cloud.height, np.int64), "width": np.asarray(cloud.width, np.int64),
         "class_names": np.asarray(seg.class_names, dtype=str),
         "instance_class": seg.instance_class, "instance_score": seg.instance_score,
         "instance_point_idx": seg.instance_point_idx, "instance_offsets": seg.instance_offsets,
@@ -319,7 +319,8 @@ def write_labeled_npz(path: str | Path, cloud: CloudArrays, seg: "Segmentation")
     if cloud.rgb is not None:
         arrays["rgb"] = cloud.rgb
     with open(path, "wb") as f:  # a file object keeps numpy from appending '.npz' to temporary names
-        np.savez(f, **arrays)  # type: ignore[arg-type]  # numpy's stub types **kwds like allow_pickle
+        savez: Any = np.savez  # numpy 2's stub types **kwds like allow_pickle (bool); 1.x's does not
+        savez(f, **arrays)
 
 
 def _check_seg(cloud: CloudArrays, seg: "Segmentation") -> None:

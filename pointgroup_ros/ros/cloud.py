@@ -148,7 +148,7 @@ def _view(buf: np.ndarray, layout: CloudLayout, dtype: npt.DTypeLike, offset: in
     strides: tuple[int, ...] = (layout.row_step, layout.point_step)
     if inner is not None:
         shape, strides = shape + (inner[0],), strides + (inner[1],)
-    v = np.ndarray(shape, np.dtype(dtype), buffer=buf, offset=offset, strides=strides)
+    v: np.ndarray = np.ndarray(shape, np.dtype(dtype), buffer=buf, offset=offset, strides=strides)
     v.flags.writeable = False
     return v
 
