@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install lint clean bench typecheck
+.PHONY: demo test install clean bench typecheck train-demo overfit-scannet
 
 $(STAMP): setup.py setup.cfg constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,8 +22,26 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(VENV)/bin/pointgroup-ros bench
 
+# Long runs (not part of `make test`); BENCHMARKS.md records what they gave and on which machine.
+DEMO_NOTE := synthetic-data demo model: trained on generated rooms (pointgroup_ros.data.synthetic); classes floor, wall, chair, table, cabinet, sofa, bin
+train-demo: $(STAMP)
+	OMP_NUM_THREADS=1 $(VENV)/bin/pointgroup-ros train --config synthetic --data synthetic --scenes 96 --out runs/demo --threads 1
+	$(VENV)/bin/pointgroup-ros convert-weights runs/demo/final.pth pointgroup_ros/weights/demo_synthetic.pth --half --force --description "$(DEMO_NOTE)"
+	$(VENV)/bin/pointgroup-ros eval --scenes 16 --sets ablation --json runs/demo/held_out.json
+
+REALDATA ?= ../shared/realdata
+overfit-scannet: $(STAMP)
+	$(VENV)/bin/pointgroup-ros prepare scannet --src $(REALDATA)/scannet --scenes scene0000_00 --out runs/overfit/prep
+	mkdir -p runs/overfit/data/train runs/overfit/data/val
+	ln -sf ../../prep/scene0000_00.npz runs/overfit/data/train/
+	ln -sf ../../prep/scene0000_00.npz runs/overfit/data/val/
+	OMP_NUM_THREADS=1 $(VENV)/bin/pointgroup-ros train --config scannet --data runs/overfit/data --out runs/overfit/run \
+	  --no-augment --threads 1 --epochs 760 --eval-every 40 \
+	  --set train.prepare_epochs=120 --set train.batch_size=1 --set train.checkpoint_every=40
+
 typecheck: $(STAMP)
-	$(PY) -m mypy --config-file mypy.ini pointgroup_ros/ros
+	MYPYPATH=test/ros $(PY) -m mypy --config-file mypy.ini pointgroup_ros/ros pointgroup_ros/cloud_io.py \
+	  pointgroup_ros/tools/run.py test/ros/test_node_ros.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info demo_out
