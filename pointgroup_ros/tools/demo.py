@@ -111,8 +111,11 @@ def run(args: argparse.Namespace) -> int:
     print(f"found {seg.num_instances} instances:")
     for inst in summary["instances"]:
         print(f"  {inst['class']:<10} score {inst['score']:.2f}  {inst['points']:>6} points")
-    stages = ", ".join(f"{k} {v:.0f} ms" for k, v in summary["timings_ms"].items() if "/" not in k)
-    print(f"timings: {stages}")
+    t = result.timings_ms
+    stages = [("decode", t.get("decode", 0.0))]
+    stages += [(k.split("/", 1)[1], v) for k, v in t.items() if k.startswith("pipeline/")]
+    stages += [("messages", sum(v for k, v in t.items() if k.startswith("build/"))), ("total", t.get("total", 0.0))]
+    print("timings (ms): " + ", ".join(f"{name} {ms:.0f}" for name, ms in stages))
     ap50 = figures["AP50"]
     print(f"match with the room's ground truth: AP50 {ap50:.2f}" if ap50 is not None else "no ground truth")
     print(f"wrote {out}/instances.png, {out}/pointgroup_bag (MCAP), {out}/summary.json")

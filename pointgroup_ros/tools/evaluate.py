@@ -22,6 +22,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--write-submission", metavar="DIR", help="also write ScanNet submission files to DIR")
 
 
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
 def run(args: argparse.Namespace) -> int:
     from ..config import ConfigError, load_config
     from ..data.dataset import FolderDataset
@@ -45,16 +49,15 @@ def run(args: argparse.Namespace) -> int:
     if args.sets == "ablation":
         result: dict = {"ablation": compare_cluster_sets(pipe, scenes, progress=True)}
         for sets, r in result["ablation"].items():
-            print(f"grouping on {sets:>4}: AP {r['AP']:.3f}  AP50 {r['AP50']:.3f}  AP25 {r['AP25']:.3f}")
+            print(f"grouping on {sets:>4}: " + "  ".join(f"{k} {_fmt(r[k])}" for k in ("AP", "AP50", "AP25")))
     else:
         grouping = cfg.grouping if args.sets is None else cfg.replace(grouping={"sets": args.sets}).grouping
         result = evaluate_pipeline(pipe, scenes, grouping=grouping, submission_dir=args.write_submission,
                                    total=len(scenes))
         print(format_table(result))
         if "s3dis" in result:
-            s = result["s3dis"]
-            print(f"S3DIS: mPrec50 {s['mPrec50']:.3f}  mRec50 {s['mRec50']:.3f}  mCov {s['mCov']:.3f}  "
-                  f"mWCov {s['mWCov']:.3f}")
+            print("S3DIS: " + "  ".join(f"{k} {_fmt(result['s3dis'][k])}" for k in ("mPrec50", "mRec50", "mCov",
+                                                                                    "mWCov")))
     result["weights"] = pipe.weights_description
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))
