@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from scipy.spatial import cKDTree
 
-from .clustering import dual_set_proposals, nms
+from .clustering import dual_set_proposals, nms, select_proposals
 from .config import Config, GroupingConfig, PostprocessConfig, load_config
 from .model.checkpoint import Checkpoint, check_state_dict, load_checkpoint
 from .model.network import PointGroup
@@ -241,13 +241,8 @@ class Pipeline:
         num_classes = self.cfg.data.num_classes
         keep = keep[torch.argsort(scores[keep], descending=True, stable=True)]
         m = int(keep.numel())
-        sizes = proposals.sizes[keep]
-        starts = proposals.offsets[:-1][keep]
-        # members of the kept proposals, in kept order (CSR gather without a per-proposal loop)
-        member_owner = torch.repeat_interleave(torch.arange(m, device=keep.device), sizes)
-        within = torch.arange(int(sizes.sum()), device=keep.device) - torch.repeat_interleave(
-            torch.cumsum(sizes, 0) - sizes, sizes)
-        members = proposals.point_idx[torch.repeat_interleave(starts, sizes) + within]
+        kept = select_proposals(proposals, keep)  # members of the kept proposals, in kept order
+        members, member_owner = kept.point_idx, kept.proposal_id
         # instance class: the majority predicted class of its points (the authors' output files)
         votes = torch.bincount(member_owner * num_classes + semantic[members], minlength=m * num_classes)
         inst_class = votes.view(m, num_classes).argmax(dim=1) if m else votes.new_zeros(0)
