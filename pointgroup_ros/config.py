@@ -106,9 +106,18 @@ class GroupingConfig:
     radius: float = 0.03  # metres; neighbours when squared distance < radius^2
     min_points: int = 50  # clusters with fewer points are dropped
     sets: str = "both"  # 'p' (original coordinates), 'q' (offset-shifted) or 'both'
+    # radius on Q (metres); 0 = `radius` (the authors use one radius). Shifted points crowd around the
+    # centroids, so a tighter radius on Q cuts the thin bridges that join touching objects.
+    shifted_radius: float = 0.0
+
+    @property
+    def q_radius(self) -> float:
+        return self.shifted_radius or self.radius
 
     def validate(self) -> None:
         _check(0 < self.radius <= 1.0, "grouping.radius", "must be in (0, 1] metres", self.radius)
+        _check(0 <= self.shifted_radius <= 1.0, "grouping.shifted_radius",
+               "must be in [0, 1] metres (0: the same as radius)", self.shifted_radius)
         _check(self.min_points >= 1, "grouping.min_points", "must be >= 1", self.min_points)
         _check(self.sets in CLUSTER_SETS, "grouping.sets", f"must be one of {CLUSTER_SETS}", self.sets)
 
@@ -137,6 +146,8 @@ class TrainConfig:
     epochs: int = 384
     batch_size: int = 4
     lr: float = 1e-3
+    lr_steps: tuple[int, ...] = ()  # epochs after which lr is multiplied by lr_multiplier (authors: none)
+    lr_multiplier: float = 0.1
     prepare_epochs: int = 128  # grouping + ScoreNet switched on after this many epochs
     loss_weights: tuple[float, float, float, float] = (1.0, 1.0, 1.0, 1.0)  # semantic, offset L1, direction, score
     score_bg_threshold: float = 0.25  # soft score label: 0 below
@@ -150,6 +161,9 @@ class TrainConfig:
         _check(self.epochs >= 1, "train.epochs", "must be >= 1", self.epochs)
         _check(self.batch_size >= 1, "train.batch_size", "must be >= 1", self.batch_size)
         _check(self.lr > 0, "train.lr", "must be > 0", self.lr)
+        _check(all(int(e) == e and e >= 1 for e in self.lr_steps) and list(self.lr_steps) == sorted(set(self.lr_steps)),
+               "train.lr_steps", "must be increasing epoch numbers >= 1", self.lr_steps)
+        _check(0 < self.lr_multiplier <= 1, "train.lr_multiplier", "must be in (0, 1]", self.lr_multiplier)
         _check(self.prepare_epochs >= 0, "train.prepare_epochs", "must be >= 0", self.prepare_epochs)
         _check(all(w >= 0 for w in self.loss_weights), "train.loss_weights", "must be >= 0", self.loss_weights)
         _check(0 <= self.score_bg_threshold < self.score_fg_threshold <= 1, "train.score_bg_threshold",

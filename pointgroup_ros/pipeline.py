@@ -223,7 +223,8 @@ class Pipeline:
         timer.lap("backbone")
 
         proposals = dual_set_proposals(pts, offsets, semantic, self.cfg.data.stuff_classes, grouping.radius,
-                                       grouping.min_points, grouping.sets, num_classes=self.cfg.data.num_classes)
+                                       grouping.min_points, grouping.sets, num_classes=self.cfg.data.num_classes,
+                                       shifted_radius=grouping.shifted_radius)
         timer.lap("grouping")
         scores = torch.sigmoid(self.model.score_proposals(features, pts, proposals))
         timer.lap("scorenet")

@@ -36,27 +36,30 @@ def scene_labels(semantic: torch.Tensor, batch_idx: torch.Tensor | None = None,
 def dual_set_proposals(xyz: torch.Tensor, offsets: torch.Tensor | None, semantic_pred: torch.Tensor,
                        stuff_classes: Sequence[int], radius: float, min_points: int, sets: str = ...,
                        batch_idx: torch.Tensor | None = ..., num_classes: int | None = ...,
-                       return_set: Literal[False] = ...) -> Proposals: ...
+                       return_set: Literal[False] = ..., shifted_radius: float | None = ...) -> Proposals: ...
 
 
 @overload
 def dual_set_proposals(xyz: torch.Tensor, offsets: torch.Tensor | None, semantic_pred: torch.Tensor,
                        stuff_classes: Sequence[int], radius: float, min_points: int, sets: str = ...,
                        batch_idx: torch.Tensor | None = ..., num_classes: int | None = ...,
-                       *, return_set: Literal[True]) -> tuple[Proposals, torch.Tensor]: ...
+                       *, return_set: Literal[True], shifted_radius: float | None = ...
+                       ) -> tuple[Proposals, torch.Tensor]: ...
 
 
 def dual_set_proposals(xyz: torch.Tensor, offsets: torch.Tensor | None, semantic_pred: torch.Tensor,
                        stuff_classes: Sequence[int], radius: float, min_points: int, sets: str = "both",
                        batch_idx: torch.Tensor | None = None, num_classes: int | None = None,
-                       return_set: bool = False) -> Proposals | tuple[Proposals, torch.Tensor]:
+                       return_set: bool = False, shifted_radius: float | None = None
+                       ) -> Proposals | tuple[Proposals, torch.Tensor]:
     """Group thing-class points on P = xyz and on Q = xyz + offsets; proposals = P clusters, then Q clusters.
 
     xyz: float (N, 3) metres; offsets: float (N, 3) predicted offsets (may be None when sets == 'p');
     semantic_pred: int (N,) predicted classes; points of stuff_classes are not grouped.
     radius (metres), min_points (a cluster is kept with >= min_points points) and sets ('p', 'q' or 'both')
-    can change on every call. batch_idx: int (N,) scene of each point for a batch of several scenes (scenes
-    are never joined); num_classes as for scene_labels.
+    can change on every call; shifted_radius is the radius on Q (None or 0: `radius`). batch_idx: int (N,)
+    scene of each point for a batch of several scenes (scenes are never joined); num_classes as for
+    scene_labels.
     Returns Proposals on the device of xyz (point_idx indexes xyz; each proposal's points in increasing
     index order), and with return_set=True also a bool (M,) tensor that is True for proposals from Q.
     """
@@ -81,18 +84,21 @@ def dual_set_proposals(xyz: torch.Tensor, offsets: torch.Tensor | None, semantic
         stuff = torch.isin(semantic_pred.to(torch.int64),
                            torch.as_tensor(list(stuff_classes), dtype=torch.int64, device=xyz.device))
         label = torch.where(stuff, torch.full_like(label, -1), label)
-    if sets == "both" and xyz.is_cuda:
+    q_radius = shifted_radius or radius  # cluster_points refuses a radius <= 0
+    if sets == "both" and xyz.is_cuda and q_radius == radius:
         # One kernel pass over both sets: labels 2 * label (P) and 2 * label + 1 (Q) never connect.
         cluster = cluster_points(torch.cat([xyz, xyz + offsets]), torch.cat([label * 2, label * 2 + 1]), radius,
                                  min_points, (-2, -1))
     elif sets == "both":
-        # On the CPU each set picks its own strategy (P is sparse, Q dense); Q's ids follow P's.
+        # On the CPU each set picks its own strategy (P is sparse, Q dense), and the radii may differ;
+        # Q's ids follow P's.
         p_ids = cluster_points(xyz, label, radius, min_points, (-1,))
-        q_ids = cluster_points(xyz + offsets, label, radius, min_points, (-1,))
+        q_ids = cluster_points(xyz + offsets, label, q_radius, min_points, (-1,))
         num_p = int(p_ids.max()) + 1 if n else 0
         cluster = torch.cat([p_ids, torch.where(q_ids >= 0, q_ids + num_p, q_ids)])
     else:
-        cluster = cluster_points(xyz if sets == "p" else xyz + offsets, label, radius, min_points, (-1,))
+        cluster = (cluster_points(xyz, label, radius, min_points, (-1,)) if sets == "p"
+                   else cluster_points(xyz + offsets, label, q_radius, min_points, (-1,)))
 
     member = torch.nonzero(cluster >= 0).squeeze(1)  # increasing position
     cid = cluster[member]

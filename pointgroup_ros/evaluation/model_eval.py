@@ -9,6 +9,8 @@ Which protocol follows from the dataset of the configuration:
 """
 from __future__ import annotations
 
+import dataclasses
+
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -76,11 +78,15 @@ def evaluate_pipeline(pipeline: Any, scenes: Iterable[Any], cfg: Config | None =
     return result
 
 
-def compare_cluster_sets(pipeline: Any, scenes: Sequence[Any], progress: bool = False) -> dict[str, dict[str, Any]]:
-    """The paper's Table 2 ablation: AP figures when grouping on P only, Q only and both."""
-    base = pipeline.cfg.grouping
+def compare_cluster_sets(pipeline: Any, scenes: Sequence[Any], progress: bool = False,
+                         grouping: GroupingConfig | None = None,
+                         postprocess: PostprocessConfig | None = None) -> dict[str, dict[str, Any]]:
+    """The paper's Table 2 ablation: AP figures when grouping on P only, Q only and both.
+
+    grouping / postprocess: the settings to compare under (default: the pipeline's); only `sets` varies."""
+    base = grouping or pipeline.cfg.grouping
     out = {}
     for sets in ("p", "q", "both"):
-        grouping = GroupingConfig(radius=base.radius, min_points=base.min_points, sets=sets)
-        out[sets] = evaluate_pipeline(pipeline, scenes, grouping=grouping, progress=progress, total=len(scenes))
+        out[sets] = evaluate_pipeline(pipeline, scenes, grouping=dataclasses.replace(base, sets=sets),
+                                      postprocess=postprocess, progress=progress, total=len(scenes))
     return out

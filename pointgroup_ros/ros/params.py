@@ -68,6 +68,8 @@ def param_specs(cfg: Config | None = None, class_names: tuple[str, ...] | None =
                   "(every input point still gets a result); bounds time and GPU memory", int_range=MAX_POINTS_RANGE),
         ParamSpec("cluster_radius", g.radius, "Grouping radius in metres: points closer than this with the "
                   "same semantic class join one cluster", float_range=(0.001, 1.0)),
+        ParamSpec("cluster_radius_shifted", g.shifted_radius, "Grouping radius in metres on the offset-shifted "
+                  "points (Q); 0: the same as cluster_radius", float_range=(0.0, 1.0)),
         ParamSpec("cluster_min_points", g.min_points, "Clusters with fewer points are dropped before scoring",
                   int_range=(1, COUNT_MAX)),
         ParamSpec("cluster_sets", g.sets, "Point sets to cluster: p (original coordinates), q (shifted by the "
@@ -112,6 +114,7 @@ class NodeSettings:
     def values(self) -> dict[str, Any]:
         """Parameter name -> value."""
         return {"max_points": self.max_points, "cluster_radius": self.grouping.radius,
+                "cluster_radius_shifted": self.grouping.shifted_radius,
                 "cluster_min_points": self.grouping.min_points, "cluster_sets": self.grouping.sets,
                 "score_threshold": self.postprocess.score_threshold,
                 "nms_iou_threshold": self.postprocess.nms_iou_threshold,
@@ -121,7 +124,8 @@ class NodeSettings:
 
 PUBLISH_FLAGS = ("publish_labeled_points", "publish_detections", "publish_markers", "publish_instances")
 TUNABLE = tuple(NodeSettings().values())
-_GROUPING_KEYS = {"cluster_radius": "radius", "cluster_min_points": "min_points", "cluster_sets": "sets"}
+_GROUPING_KEYS = {"cluster_radius": "radius", "cluster_radius_shifted": "shifted_radius",
+                  "cluster_min_points": "min_points", "cluster_sets": "sets"}
 _POSTPROCESS_KEYS = {"score_threshold": "score_threshold", "nms_iou_threshold": "nms_iou_threshold",
                      "min_instance_points": "min_instance_points"}
 

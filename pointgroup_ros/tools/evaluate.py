@@ -15,6 +15,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default="synthetic",
                    help="folder of prepared scenes (its val/ subfolder when present), or 'synthetic' (held-out rooms)")
     p.add_argument("--scenes", type=int, default=16, help="synthetic data: held-out rooms to evaluate")
+    p.add_argument("--tuning-rooms", action="store_true",
+                   help="synthetic data: evaluate on the tuning rooms (seeds 2,000,000+) instead of the held-out "
+                        "ones; choose thresholds there, report on the held-out rooms")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override a grouping or postprocess key, e.g. --set grouping.shifted_radius=0.02 "
+                        "(repeatable)")
     p.add_argument("--sets", choices=("p", "q", "both", "ablation"), default=None,
                    help="grouping sets; 'ablation' compares P, Q and both (paper Table 2)")
     p.add_argument("--device", default="auto")
@@ -34,12 +40,18 @@ def run(args: argparse.Namespace) -> int:
     from ..model.checkpoint import CheckpointError
     from ..pipeline import Pipeline
     from ..training.sources import open_dataset
+    from .train import apply_overrides
 
     try:
+        bad = [item for item in args.set if item.partition(".")[0].strip() not in ("grouping", "postprocess")]
+        if bad:
+            raise ConfigError(f"--set {bad[0]!r}: eval overrides grouping.* and postprocess.* only "
+                              "(other sections belong to the model: use --config)")
         cfg = load_config(args.config) if args.config else None
         pipe = Pipeline(cfg, args.weights, device=args.device)
-        cfg = pipe.cfg
-        dataset = open_dataset(cfg, args.data, "val", train=False, num_synthetic=args.scenes)
+        cfg = apply_overrides(pipe.cfg, args.set)
+        dataset = open_dataset(cfg, args.data, "tune" if args.tuning_rooms else "val", train=False,
+                               num_synthetic=args.scenes)
         if dataset is None:  # a folder without val/: evaluate every scene in it
             dataset = FolderDataset(args.data, cfg.data, train=False)
     except (ConfigError, CheckpointError, ValueError) as exc:
@@ -47,13 +59,14 @@ def run(args: argparse.Namespace) -> int:
         return 2
     scenes = [dataset.load(i) for i in range(len(dataset))]
     if args.sets == "ablation":
-        result: dict = {"ablation": compare_cluster_sets(pipe, scenes, progress=True)}
+        result: dict = {"ablation": compare_cluster_sets(pipe, scenes, progress=True, grouping=cfg.grouping,
+                                                         postprocess=cfg.postprocess)}
         for sets, r in result["ablation"].items():
             print(f"grouping on {sets:>4}: " + "  ".join(f"{k} {_fmt(r[k])}" for k in ("AP", "AP50", "AP25")))
     else:
         grouping = cfg.grouping if args.sets is None else cfg.replace(grouping={"sets": args.sets}).grouping
-        result = evaluate_pipeline(pipe, scenes, grouping=grouping, submission_dir=args.write_submission,
-                                   total=len(scenes))
+        result = evaluate_pipeline(pipe, scenes, grouping=grouping, postprocess=cfg.postprocess,
+                                   submission_dir=args.write_submission, total=len(scenes))
         print(format_table(result))
         if "s3dis" in result:
             print("S3DIS: " + "  ".join(f"{k} {_fmt(result['s3dis'][k])}" for k in ("mPrec50", "mRec50", "mCov",

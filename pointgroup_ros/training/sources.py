@@ -13,14 +13,17 @@ NO_AUGMENTATION = AugmentConfig(jitter=0.0, flip=False, rotate=False, elastic=()
 SYNTHETIC = "synthetic"
 # Held-out synthetic rooms use seeds far from the training ones, so the two sets never share a room.
 HELD_OUT_SEED_BASE = 1_000_000
+# A third set of rooms for choosing thresholds (split 'tune'), so held-out figures stay unbiased.
+TUNING_SEED_BASE = 2_000_000
 
 
 def open_dataset(cfg: Config, data: str | Path | None, split: str, train: bool, num_synthetic: int = 64,
                  seed: int | None = None, augment: AugmentConfig | None = None) -> SceneDataset | None:
-    """The scenes of `split` ('train' or 'val').
+    """The scenes of `split` ('train', 'val', or 'tune' for synthetic rooms).
 
     data: 'synthetic' (or None with a synthetic config) generates rooms by seed: training seeds
-        0..num_synthetic-1, validation seeds HELD_OUT_SEED_BASE + 0..num_synthetic-1.
+        0..num_synthetic-1, held-out seeds HELD_OUT_SEED_BASE + 0..num_synthetic-1 ('val'), tuning seeds
+        TUNING_SEED_BASE + 0..num_synthetic-1 ('tune').
         A folder: its train/ and val/ subfolders when present, else the folder itself for training and
         no validation set.
     """
@@ -28,8 +31,10 @@ def open_dataset(cfg: Config, data: str | Path | None, split: str, train: bool, 
         if data is None and cfg.data.dataset != SYNTHETIC:
             raise ValueError(f"--data is required for the {cfg.data.dataset!r} configuration "
                              "(a folder of prepared scenes, see `pointgroup-ros prepare`)")
-        base = 0 if split == "train" else HELD_OUT_SEED_BASE
+        base = {"train": 0, "val": HELD_OUT_SEED_BASE, "tune": TUNING_SEED_BASE}[split]
         return SyntheticDataset(range(base, base + num_synthetic), cfg.data, train=train, seed=seed, augment=augment)
+    if split == "tune":
+        raise ValueError("tuning rooms exist for synthetic data only; for a folder, tune on a split of your own")
     folder = Path(data)
     if not folder.is_dir():
         raise ValueError(f"--data {folder}: no such folder")

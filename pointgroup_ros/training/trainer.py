@@ -22,7 +22,7 @@ import torch.distributed as dist
 from torch import nn
 from tqdm import tqdm
 
-from ..config import Config
+from ..config import Config, TrainConfig
 from ..model.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from ..model.losses import pointgroup_loss
 from ..model.network import PointGroup
@@ -55,7 +55,8 @@ class TrainingStep(nn.Module):
                 proposals = dual_set_proposals(batch.xyz, out.offsets.detach(), out.semantic_logits.argmax(dim=1),
                                                self.cfg.data.stuff_classes, self.cfg.grouping.radius,
                                                self.cfg.grouping.min_points, self.cfg.grouping.sets,
-                                               batch_idx=batch.batch_idx, num_classes=self.cfg.data.num_classes)
+                                               batch_idx=batch.batch_idx, num_classes=self.cfg.data.num_classes,
+                                               shifted_radius=self.cfg.grouping.shifted_radius)
             score_logits = self.model.score_proposals(out.point_features, batch.xyz, proposals, random_shift=True,
                                                       generator=generator)
         t = self.cfg.train
@@ -188,6 +189,8 @@ class Trainer:
         for epoch in range(self.start_epoch, epochs + 1):
             if set_epoch is not None:
                 set_epoch(epoch)  # DistributedSampler / augmentation seeds
+            for group in self.optimizer.param_groups:
+                group["lr"] = learning_rate(self.cfg.train, epoch)
             losses = self.train_epoch(epoch, train_loader, progress)
             history.append({"epoch": epoch, **losses})
             if self.rank == 0:
@@ -211,6 +214,11 @@ class Trainer:
             self.writer.flush()
         return TrainResult(len(history), {k: v for k, v in history[-1].items() if k != "epoch"} if history else {},
                            history, path, metrics)
+
+
+def learning_rate(train: TrainConfig, epoch: int) -> float:
+    """Step schedule: train.lr, multiplied by lr_multiplier after each epoch listed in lr_steps (1-based)."""
+    return train.lr * train.lr_multiplier ** sum(1 for step in train.lr_steps if epoch > step)
 
 
 def _short(metrics: dict[str, Any]) -> str:

@@ -80,6 +80,11 @@ def test_dual_set_and_nms_on_gpu_match_cpu(realdata):
     assert torch.equal(gpu_q.cpu(), cpu_q)
     assert torch.equal(intersection_counts(gpu).cpu(), intersection_counts(cpu))
     assert torch.equal(proposal_iou(gpu).cpu(), proposal_iou(cpu))
+    # a separate radius on Q takes the two-pass path on the GPU too
+    cpu2 = dual_set_proposals(xyz, offsets * 0.8, semantic.clamp(min=0), (0, 1), 0.03, 50, shifted_radius=0.015)
+    gpu2 = dual_set_proposals(xyz.cuda(), offsets.cuda() * 0.8, semantic.clamp(min=0).cuda(), (0, 1), 0.03, 50,
+                              shifted_radius=0.015)
+    assert torch.equal(gpu2.point_idx.cpu(), cpu2.point_idx) and torch.equal(gpu2.offsets.cpu(), cpu2.offsets)
     scores = torch.rand(cpu.num_proposals, generator=torch.Generator().manual_seed(0))
     for args in ((0.3, 0.09, 100), (0.1, 0.0, 0)):
         assert torch.equal(nms(gpu, scores.cuda(), *args).cpu(), nms(cpu, scores, *args))

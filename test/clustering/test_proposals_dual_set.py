@@ -40,6 +40,22 @@ def test_p_then_q_members_sorted(seed):
     assert torch.equal(only_q.point_idx, props.point_idx[props.offsets[len(want_p)]:])
 
 
+def test_shifted_radius_applies_to_q_only():
+    xyz, offsets, semantic = scene(4)
+    props, from_q = dual_set_proposals(xyz, offsets, semantic, (0,), 0.08, 10, return_set=True, shifted_radius=0.02)
+    members = [props.point_idx[a:b].tolist() for a, b in zip(props.offsets[:-1], props.offsets[1:])]
+    want_p = clusters_as_lists(cluster_points(xyz.numpy(), semantic.numpy(), 0.08, 10, (0,)))
+    want_q = clusters_as_lists(cluster_points((xyz + offsets).numpy(), semantic.numpy(), 0.02, 10, (0,)))
+    assert members == want_p + want_q and from_q.sum() == len(want_q)
+    # a different radius changes Q here (the check above is not vacuous), and 0 / None mean `radius`
+    assert want_q != clusters_as_lists(cluster_points((xyz + offsets).numpy(), semantic.numpy(), 0.08, 10, (0,)))
+    same = dual_set_proposals(xyz, offsets, semantic, (0,), 0.08, 10)
+    zero = dual_set_proposals(xyz, offsets, semantic, (0,), 0.08, 10, shifted_radius=0.0)
+    assert torch.equal(same.point_idx, zero.point_idx) and torch.equal(same.offsets, zero.offsets)
+    only_q = dual_set_proposals(xyz, offsets, semantic, (0,), 0.08, 10, sets="q", shifted_radius=0.02)
+    assert only_q.num_proposals == len(want_q)
+
+
 def test_batch_scenes_never_join():
     xyz, offsets, semantic = scene(1, 1000)
     both = torch.cat([xyz, xyz])  # the same scene twice at the same place

@@ -46,6 +46,8 @@ def test_every_preset_loads() -> None:
     ({"data": {"full_scale": [128]}}, "data.full_scale: must be a list of 2 values"),
     ({"data": {"stuff_classes": [25]}}, "data.stuff_classes: must be class indices"),
     ({"train": {"mixed_precision": "yes"}}, "train.mixed_precision: must be true or false"),
+    ({"train": {"lr_steps": [50, 20]}}, "train.lr_steps: must be increasing epoch numbers >= 1"),
+    ({"train": {"lr_multiplier": 0}}, "train.lr_multiplier: must be in (0, 1]"),
     ({"postprocess": {"score_threshold": 2}}, "postprocess.score_threshold: must be in [0, 1]"),
 ])
 def test_wrong_keys_and_values_are_named(data: dict, message: str) -> None:

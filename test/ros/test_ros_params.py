@@ -29,6 +29,9 @@ def test_defaults_come_from_the_typed_config():
     s3dis = {s.name: s for s in param_specs(load_config("s3dis"))}
     assert s3dis["score_threshold"].default == load_config("s3dis").postprocess.score_threshold == 0.2
     assert s3dis["class_names"].default == load_config("s3dis").data.class_names
+    synthetic = {s.name: s for s in param_specs(load_config("synthetic"))}
+    assert synthetic["cluster_radius_shifted"].default == load_config("synthetic").grouping.shifted_radius > 0
+    assert specs["cluster_radius_shifted"].default == 0.0  # the authors' single radius
     assert NodeSettings().values() == {name: specs[name].default for name in TUNABLE}
 
 
@@ -39,6 +42,7 @@ def test_read_only_and_ranges():
     assert set(TUNABLE) == {s.name for s in param_specs() if not s.read_only}
     # every range end is a value the config accepts; just outside it is refused by the config too
     for name, key, section in (("cluster_radius", "radius", GroupingConfig),
+                               ("cluster_radius_shifted", "shifted_radius", GroupingConfig),
                                ("score_threshold", "score_threshold", PostprocessConfig),
                                ("nms_iou_threshold", "nms_iou_threshold", PostprocessConfig)):
         lo, hi = SPECS_BY_NAME[name].float_range
@@ -52,6 +56,7 @@ def test_read_only_and_ranges():
     ({"score_threshold": 1.5}, r"score_threshold: must be in \[0.0, 1.0\], got 1.5"),
     ({"nms_iou_threshold": -0.1}, "nms_iou_threshold: must be in"),
     ({"cluster_radius": 0.0}, "cluster_radius: must be in"),
+    ({"cluster_radius_shifted": -0.01}, "cluster_radius_shifted: must be in"),
     ({"cluster_min_points": 0}, "cluster_min_points: must be in"),
     ({"cluster_sets": "pq"}, "cluster_sets: must be one of p, q, both"),
     ({"min_instance_points": -1}, "min_instance_points"),
@@ -71,8 +76,9 @@ def test_invalid_values_are_refused_with_a_reason(changes, reason):
 
 def test_valid_changes_apply_as_a_whole():
     s = apply_changes(NodeSettings(), {"cluster_radius": 0.05, "cluster_sets": "q", "score_threshold": 0,
-                                       "publish_detections": False, "max_points": 50_000, "use_sim_time": True})
-    assert s.grouping == GroupingConfig(radius=0.05, min_points=50, sets="q")
+                                       "cluster_radius_shifted": 0.02, "publish_detections": False,
+                                       "max_points": 50_000, "use_sim_time": True})
+    assert s.grouping == GroupingConfig(radius=0.05, min_points=50, sets="q", shifted_radius=0.02)
     assert s.postprocess.score_threshold == 0.0 and isinstance(s.postprocess.score_threshold, float)
     assert not s.publish_detections and s.max_points == 50_000
     with pytest.raises(ParameterError):  # one bad value refuses the whole batch
@@ -83,7 +89,7 @@ def test_valid_changes_apply_as_a_whole():
 def test_shipped_params_file_lists_every_parameter_with_its_default():
     data = yaml.safe_load((REPO / "config" / "pointgroup_node.yaml").read_text())
     values = data["/**"]["ros__parameters"]
-    expected = params_file_values(Config())
+    expected = params_file_values(load_config(values["config"]))  # the defaults of the preset it names
     assert list(values) != [] and set(values) == set(expected)
     for name, value in expected.items():
         assert values[name] == value and type(values[name]) is type(value), name

@@ -13,7 +13,7 @@ from pointgroup_ros.pipeline import DEMO_WEIGHTS
 # Held-out AP50 of the shipped model on these rooms, measured when it was trained (README, BENCHMARKS.md);
 # the test allows a small margin for numeric differences between machines.
 HELD_OUT_SCENES = 16
-SHIPPED_AP50 = 0.753
+SHIPPED_AP50 = 0.903
 
 
 def test_demo_model_is_shipped_and_labelled() -> None:
@@ -46,17 +46,35 @@ def test_make_demo_writes_png_bag_and_summary(tmp_path: Path) -> None:
     assert image.width > 2 * image.height * 0.9  # two panels side by side
     with Reader(out / "pointgroup_bag") as reader:
         topics = {c.topic: c.msgcount for c in reader.connections}
-        assert reader.connections[0].msgtype or True
     assert topics == {"/camera/points": 1, "/pointgroup/labeled_points": 1, "/pointgroup/detections": 1,
                       "/pointgroup/markers": 1, "/pointgroup/instances": 1}
 
 
 @pytest.mark.slow
 def test_shipped_model_held_out_ap50(tmp_path: Path) -> None:
-    """Fixed seeds: the held-out synthetic rooms the README reports, grouped on P and Q."""
+    """Fixed seeds: the held-out synthetic rooms the README reports; P and Q together beat either alone."""
     out = tmp_path / "eval.json"
-    assert main(["eval", "--device", "cpu", "--scenes", str(HELD_OUT_SCENES), "--json", str(out)]) == 0
-    result = json.loads(out.read_text())
-    assert result["scenes"] == HELD_OUT_SCENES
-    assert result["AP50"] >= SHIPPED_AP50 - 0.02, result
-    assert all(np.isfinite(v["AP50"]) for v in result["classes"].values() if v["AP50"] is not None)
+    assert main(["eval", "--device", "cpu", "--scenes", str(HELD_OUT_SCENES), "--sets", "ablation",
+                 "--json", str(out)]) == 0
+    result = json.loads(out.read_text())["ablation"]
+    both = result["both"]
+    assert both["scenes"] == HELD_OUT_SCENES
+    assert both["AP50"] >= SHIPPED_AP50 - 0.02, both
+    assert all(np.isfinite(v["AP50"]) for v in both["classes"].values() if v["AP50"] is not None)
+    for key in ("AP", "AP50"):  # the paper's Table 2 ordering
+        assert both[key] > max(result["p"][key], result["q"][key]), (key, {s: r[key] for s, r in result.items()})
+
+
+def test_eval_tunes_on_other_rooms_and_overrides_thresholds(tmp_path: Path) -> None:
+    def figures(*extra: str) -> dict:
+        out = tmp_path / "eval.json"
+        assert main(["eval", "--device", "cpu", "--scenes", "2", "--json", str(out), *extra]) == 0
+        return json.loads(out.read_text())
+
+    held_out, tuning = figures(), figures("--tuning-rooms")
+    assert held_out["scenes"] == tuning["scenes"] == 2
+    assert held_out["classes"] != tuning["classes"]  # different rooms
+    # a threshold no instance passes leaves nothing to match: every class with ground truth scores 0
+    strict = figures("--tuning-rooms", "--set", "postprocess.score_threshold=1.0")
+    assert strict["AP50"] == 0.0 and tuning["AP50"] > 0.0
+    assert main(["eval", "--scenes", "1", "--set", "model.block_reps=1"]) == 2  # not a threshold: refused

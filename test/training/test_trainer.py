@@ -11,7 +11,7 @@ from pointgroup_ros.config import load_config
 from pointgroup_ros.data.dataset import SyntheticDataset, collate
 from pointgroup_ros.data.synthetic import SyntheticConfig
 from pointgroup_ros.model.checkpoint import load_checkpoint
-from pointgroup_ros.training.trainer import Trainer
+from pointgroup_ros.training.trainer import Trainer, learning_rate
 
 SMALL_ROOMS = SyntheticConfig(room_size=(2.2, 2.4), spacing=0.03, extra_groups=(0, 0))
 
@@ -55,8 +55,16 @@ def test_all_four_losses_fall_on_synthetic_rooms(tmp_path: Path) -> None:
     assert ckpt.make_config() == cfg
 
 
+def test_learning_rate_steps_after_the_listed_epochs() -> None:
+    train = small_config(10, 2).replace(train={"lr": 1e-3, "lr_steps": [4, 8], "lr_multiplier": 0.5}).train
+    assert [learning_rate(train, e) for e in (1, 4, 5, 8, 9, 30)] == \
+        pytest.approx([1e-3, 1e-3, 5e-4, 5e-4, 2.5e-4, 2.5e-4])
+    # the authors' schedule: constant
+    assert learning_rate(load_config("scannet").train, 384) == 1e-3
+
+
 def test_resume_continues_from_the_saved_epoch(tmp_path: Path) -> None:
-    cfg = small_config(epochs=2, prepare=10)
+    cfg = small_config(epochs=2, prepare=10).replace(train={"lr_steps": [2], "lr_multiplier": 0.1})
     ds, dl = loader(cfg, seeds=(5,))
     first = Trainer(cfg, tmp_path, device="cpu", tensorboard=False)
     first.fit(dl, progress=False)
@@ -69,6 +77,8 @@ def test_resume_continues_from_the_saved_epoch(tmp_path: Path) -> None:
     assert again.optimizer.state_dict()["state"], "optimizer moments restored"
     result = again.fit(dl, progress=False)
     assert [h["epoch"] for h in result.history] == [3]
+    # epoch 3 comes after the step at epoch 2: the resumed run trains at lr * 0.1, as an unbroken run would
+    assert again.optimizer.param_groups[0]["lr"] == pytest.approx(0.001)
 
 
 def test_resume_rejects_a_weights_only_file(tmp_path: Path) -> None:
