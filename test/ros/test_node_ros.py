@@ -169,6 +169,11 @@ def test_node_end_to_end(ros_graph: tuple[PointGroupNode, Node]) -> None:
     (ro,) = _set(tester, device="cpu")
     assert not ro.successful
     assert node.get_parameter("score_threshold").value == pytest.approx(0.09)
+    (shifted,) = _set(tester, cluster_radius_shifted=0.02)
+    assert shifted.successful, shifted.reason
+    assert node.get_parameter("cluster_radius_shifted").value == pytest.approx(0.02)
+    (negative,) = _set(tester, cluster_radius_shifted=-0.5)
+    assert not negative.successful and "cluster_radius_shifted" in negative.reason
 
     # switching an output off stops it
     results = _set(tester, cluster_min_points=50, publish_markers=False)  # one result per parameter
