@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     from ..config import ConfigError, load_config
     from ..data.dataset import collate
     from ..evaluation.model_eval import evaluate_pipeline
-    from ..training.sources import NO_AUGMENTATION, open_dataset
+    from ..training.sources import NO_AUGMENTATION, SYNTHETIC, open_dataset
     from ..training.trainer import Trainer
 
     if args.threads:
@@ -64,7 +64,9 @@ def run(args: argparse.Namespace) -> int:
             cfg = cfg.replace(train={"epochs": args.epochs})
         train_set = open_dataset(cfg, args.data, "train", train=True, num_synthetic=args.scenes, seed=cfg.train.seed,
                                  augment=NO_AUGMENTATION if args.no_augment else None)
-        val_set = open_dataset(cfg, args.data, "val", train=False, num_synthetic=max(args.scenes // 4, 1))
+        # synthetic rooms: monitor on the tuning rooms, so the held-out ones stay unseen until the end
+        monitor = "tune" if str(args.data or cfg.data.dataset) == SYNTHETIC else "val"
+        val_set = open_dataset(cfg, args.data, monitor, train=False, num_synthetic=max(args.scenes // 4, 1))
     except (ConfigError, ValueError) as exc:
         log.error("%s", exc)
         return 2
