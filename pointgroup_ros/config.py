@@ -110,10 +110,6 @@ class GroupingConfig:
     # centroids, so a tighter radius on Q cuts the thin bridges that join touching objects.
     shifted_radius: float = 0.0
 
-    @property
-    def q_radius(self) -> float:
-        return self.shifted_radius or self.radius
-
     def validate(self) -> None:
         _check(0 < self.radius <= 1.0, "grouping.radius", "must be in (0, 1] metres", self.radius)
         _check(0 <= self.shifted_radius <= 1.0, "grouping.shifted_radius",
