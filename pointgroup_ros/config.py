@@ -157,8 +157,9 @@ class TrainConfig:
         _check(self.epochs >= 1, "train.epochs", "must be >= 1", self.epochs)
         _check(self.batch_size >= 1, "train.batch_size", "must be >= 1", self.batch_size)
         _check(self.lr > 0, "train.lr", "must be > 0", self.lr)
-        _check(all(int(e) == e and e >= 1 for e in self.lr_steps) and list(self.lr_steps) == sorted(set(self.lr_steps)),
-               "train.lr_steps", "must be increasing epoch numbers >= 1", self.lr_steps)
+        steps = list(self.lr_steps)
+        _check(all(int(e) == e >= 1 for e in steps) and steps == sorted(set(steps)), "train.lr_steps",
+               "must be increasing epoch numbers >= 1", self.lr_steps)
         _check(0 < self.lr_multiplier <= 1, "train.lr_multiplier", "must be in (0, 1]", self.lr_multiplier)
         _check(self.prepare_epochs >= 0, "train.prepare_epochs", "must be >= 0", self.prepare_epochs)
         _check(all(w >= 0 for w in self.loss_weights), "train.loss_weights", "must be >= 0", self.loss_weights)

@@ -10,7 +10,6 @@ Which protocol follows from the dataset of the configuration:
 from __future__ import annotations
 
 import dataclasses
-
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
