@@ -1,6 +1,6 @@
 """Typed configuration: one source of truth for every default, loaded from YAML presets in config/.
 
-A preset is a YAML mapping of sections (data, model, grouping, postprocess, train) to keys. Every key is
+A preset is a YAML mapping of sections (data, model, preprocess, grouping, postprocess, train) to keys. Every key is
 checked against the dataclass below: an unknown key, a wrong type or an out-of-range value raises
 ConfigError naming it (for example "grouping.radius: must be > 0, got -1").
 """
@@ -100,6 +100,32 @@ class ModelConfig:
 
 
 @dataclass(frozen=True)
+class PreprocessConfig:
+    """What happens to a sensor's cloud before the network; tunable per frame.
+
+    Robots' clouds are far denser near the sensor than the ~2 cm rooms the network learned on, so by default
+    the cloud is averaged into voxels of the network's own size first: the network then costs what those
+    voxels cost, and the point-count thresholds mean about the same object size near and far.
+    """
+
+    voxel_size: float | None = None  # metres; None = the network's voxel (1 / data.scale); 0 = no downsampling
+    min_range: float = 0.0  # metres from the input frame's origin (the sensor); closer points are ignored; 0 = off
+    max_range: float = 0.0  # metres; farther points are ignored; 0 = off
+
+    def validate(self) -> None:
+        _check(self.voxel_size is None or 0 <= self.voxel_size <= 1.0, "preprocess.voxel_size",
+               "must be in [0, 1] metres (0: no downsampling; null: the network's voxel)", self.voxel_size)
+        _check(self.min_range >= 0, "preprocess.min_range", "must be >= 0 metres (0: off)", self.min_range)
+        _check(self.max_range >= 0, "preprocess.max_range", "must be >= 0 metres (0: off)", self.max_range)
+        _check(self.max_range == 0 or self.max_range > self.min_range, "preprocess.max_range",
+               "must be greater than min_range (or 0: off)", (self.min_range, self.max_range))
+
+    def resolved_voxel_size(self, scale: float) -> float:
+        """voxel_size in metres, None resolved to the network's voxel (1 / scale voxels per metre)."""
+        return 1.0 / scale if self.voxel_size is None else self.voxel_size
+
+
+@dataclass(frozen=True)
 class GroupingConfig:
     """Dual-set point grouping (paper Section 3.3); tunable per frame."""
 
@@ -174,6 +200,7 @@ class TrainConfig:
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
+    preprocess: PreprocessConfig = field(default_factory=PreprocessConfig)
     grouping: GroupingConfig = field(default_factory=GroupingConfig)
     postprocess: PostprocessConfig = field(default_factory=PostprocessConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -182,6 +209,11 @@ class Config:
         for f in dataclasses.fields(self):
             getattr(self, f.name).validate()
         return self
+
+    @property
+    def voxel_size(self) -> float:
+        """The downsampling voxel in metres with its default resolved (0: no downsampling)."""
+        return self.preprocess.resolved_voxel_size(self.data.scale)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         """Plain YAML/JSON-friendly dict (tuples become lists); inverse of config_from_dict."""
@@ -201,6 +233,9 @@ class Config:
 
 def _coerce(value: Any, tp: Any, key: str) -> Any:
     """Convert a YAML value to the annotated type, or raise ConfigError naming the key."""
+    args = typing.get_args(tp)
+    if type(None) in args:  # X | None: null stays None, anything else must be an X
+        return None if value is None else _coerce(value, next(a for a in args if a is not type(None)), key)
     origin = typing.get_origin(tp)
     if origin is tuple:
         args = typing.get_args(tp)

@@ -14,9 +14,11 @@ import torch
 from scipy.spatial import cKDTree
 
 from .clustering import dual_set_proposals, nms, select_proposals
-from .config import Config, GroupingConfig, PostprocessConfig, load_config
-from .model.checkpoint import Checkpoint, check_state_dict, load_checkpoint
+from .config import Config, GroupingConfig, PostprocessConfig, PreprocessConfig, load_config, preset_names
+from .model.checkpoint import Checkpoint, CheckpointError, check_state_dict, load_checkpoint
 from .model.network import PointGroup
+from .model.voxelize import downsample_voxels
+from .transforms import check_rigid
 from .types import PointBatch, Proposals
 
 log = logging.getLogger(__name__)
@@ -35,8 +37,11 @@ class Segmentation:
     instance_score: float32 (M,), ScoreNet score in [0, 1]; instances are sorted by descending score.
     instance_point_idx: int64 (K,), the input-cloud indices of every instance's points, concatenated.
     instance_offsets: int64 (M + 1,), instance m owns instance_point_idx[offsets[m]:offsets[m + 1]].
-    box_min, box_max: float32 (M, 3), axis-aligned box of each instance's points (input frame, metres).
+    box_min, box_max: float32 (M, 3), axis-aligned box of each instance's points in metres, in `frame`.
     class_names: names for the class indices.
+    frame: "input" (boxes in the input cloud's frame) or "gravity" (in the z-up frame of the gravity_transform
+        given to Pipeline.segment: upright boxes).
+    network_points: how many points the network saw (after downsampling and the max_points cap).
     timings_ms: wall time of each stage in milliseconds, in pipeline order.
     """
 
@@ -49,7 +54,18 @@ class Segmentation:
     box_min: np.ndarray
     box_max: np.ndarray
     class_names: tuple[str, ...]
+    frame: str = "input"
+    network_points: int = 0
     timings_ms: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def empty(cls, n: int, class_names: tuple[str, ...], frame: str = "input") -> "Segmentation":
+        """The result for a cloud of n points none of which could be segmented (empty, invalid, cropped)."""
+        none = np.full(n, -1, np.int32)
+        return cls(semantic=none, instance=none.copy(), instance_class=np.zeros(0, np.int32),
+                   instance_score=np.zeros(0, np.float32), instance_point_idx=np.zeros(0, np.int64),
+                   instance_offsets=np.zeros(1, np.int64), box_min=np.zeros((0, 3), np.float32),
+                   box_max=np.zeros((0, 3), np.float32), class_names=class_names, frame=frame)
 
     @property
     def num_instances(self) -> int:
@@ -72,6 +88,71 @@ def _demo_checkpoint(cfg: Config | None) -> Checkpoint | None:
     if cfg is None or (demo_cfg is not None and (cfg.data, cfg.model) == (demo_cfg.data, demo_cfg.model)):
         return ckpt
     return None
+
+
+def resolve_model(config: Config | str | Path | None = None,
+                  weights: str | Path | None = None) -> tuple[Config, Checkpoint | None]:
+    """The configuration and checkpoint to run, from what the user named (either may be empty).
+
+    config empty: the configuration stored in the weights, or for weights without one (the authors' file) the
+    preset whose network they fit. weights empty: the shipped demo model when config is empty or fits it, else
+    none (random weights). Named together, they must fit each other. Raises ConfigError or CheckpointError
+    (both ValueError) saying which file and which configuration it needs. Reads the checkpoint, builds no
+    pipeline: cheap enough for a node's start-up.
+    """
+    cfg = config if isinstance(config, Config) else (load_config(config) if config else None)
+    ckpt = load_checkpoint(weights) if weights else _demo_checkpoint(cfg)
+    if ckpt is None:
+        return cfg or load_config("scannet"), None
+    if cfg is None:
+        return ckpt.make_config() or _fitting_preset(ckpt), ckpt
+    if weights:  # both named: they must agree
+        try:
+            build_model(cfg, ckpt)
+        except CheckpointError:
+            stored = ckpt.make_config()
+            need = _preset_name(stored) if stored is not None else _preset_name(_fitting_preset(ckpt))
+            raise CheckpointError(f"{ckpt.path} does not fit configuration {str(config)!r} "
+                                  f"({cfg.data.num_classes} classes): it needs {need}; set config to that, or leave "
+                                  "config empty to use the weights' own") from None
+    return cfg, ckpt
+
+
+def build_model(cfg: Config, ckpt: Checkpoint | None) -> PointGroup:
+    """The network of cfg with the checkpoint's weights (CheckpointError listing every mismatch)."""
+    data = cfg.data
+    model = PointGroup(cfg.model, data.num_classes, scale=data.scale, min_spatial=data.full_scale[0])
+    if ckpt is not None:
+        check_state_dict(model, ckpt.state_dict, source=str(ckpt.path))
+        model.load_state_dict(ckpt.state_dict, strict=False)  # strictness checked above
+    return model
+
+
+def _fitting_preset(ckpt: Checkpoint) -> Config:
+    """The first preset whose network the checkpoint's weights fit; CheckpointError describing them if none."""
+    for name in preset_names():
+        cfg = load_config(name)
+        try:
+            build_model(cfg, ckpt)
+        except CheckpointError:
+            continue
+        return cfg
+    head = ckpt.state_dict.get("linear.weight")
+    shape = f"its semantic head has {head.shape[0]} classes and feature width {head.shape[1]}" if head is not None \
+        else "it has no semantic head ('linear.weight')"
+    raise CheckpointError(f"{ckpt.path} fits none of the presets ({', '.join(preset_names())}) and stores no "
+                          f"configuration: {shape}; give config: a YAML file with that many data.class_names and "
+                          "the model's widths (copy config/scannet.yaml)")
+
+
+def _preset_name(cfg: Config) -> str:
+    """"config 'NAME'" for the preset with cfg's data and model sections, else a description of cfg."""
+    for name in preset_names():
+        preset = load_config(name)
+        if (preset.data, preset.model) == (cfg.data, cfg.model):
+            return f"config {name!r}"
+    return (f"the configuration stored in the weights ({cfg.data.dataset}, {cfg.data.num_classes} classes: "
+            f"{', '.join(cfg.data.class_names)})")
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -112,7 +193,8 @@ class Pipeline:
     The model is loaded and warmed up once; the grouping and post-processing thresholds can change on
     every call (the ROS node passes its live parameters).
 
-    cfg: the configuration; None takes the one stored in the weights file, else the ScanNet preset.
+    cfg: the configuration (a Config, or a preset name / YAML path); None takes the one stored in the weights
+        (or the preset they fit; see resolve_model).
     weights: a checkpoint (this project's or the authors', see model.checkpoint); None = the shipped
         synthetic-data demo model when cfg is None or fits it (same data and model sections), else randomly
         initialised weights (logged as a warning).
@@ -121,18 +203,13 @@ class Pipeline:
         nearest kept point.
     """
 
-    def __init__(self, cfg: Config | None = None, weights: str | Path | None = None, device: str = "auto",
+    def __init__(self, cfg: Config | str | None = None, weights: str | Path | None = None, device: str = "auto",
                  max_points: int = 300_000, warmup: bool = True) -> None:
         device_ = resolve_device(device)
-        ckpt = load_checkpoint(weights) if weights is not None else _demo_checkpoint(cfg)
-        if cfg is None:
-            cfg = (ckpt.make_config() if ckpt is not None else None) or load_config("scannet")
-        data = cfg.data
-        model = PointGroup(cfg.model, data.num_classes, scale=data.scale, min_spatial=data.full_scale[0])
+        cfg, ckpt = resolve_model(cfg, weights)
+        model = build_model(cfg, ckpt)
         if ckpt is not None:
-            check_state_dict(model, ckpt.state_dict, source=str(ckpt.path))
-            model.load_state_dict(ckpt.state_dict, strict=False)  # strictness checked above
-            description = str(ckpt.path) if weights is not None else f"synthetic-data demo model ({ckpt.path.name})"
+            description = str(ckpt.path) if weights else f"synthetic-data demo model ({ckpt.path.name})"
         else:
             log.warning("no weights given: the network is randomly initialised, so its instances are "
                         "meaningless (pass weights=... for real results)")
@@ -155,6 +232,7 @@ class Pipeline:
         self.weights_description = weights_description
         self.max_points = int(max_points)
         self._rng = np.random.default_rng(0)
+        self._warned_max_points = False
         if warmup:
             self._warm_up()
 
@@ -170,19 +248,27 @@ class Pipeline:
 
     @torch.inference_mode()
     def segment(self, xyz: np.ndarray, rgb: np.ndarray | None = None, valid: np.ndarray | None = None,
-                grouping: GroupingConfig | None = None,
-                postprocess: PostprocessConfig | None = None) -> Segmentation:
+                grouping: GroupingConfig | None = None, postprocess: PostprocessConfig | None = None,
+                preprocess: PreprocessConfig | None = None,
+                gravity_transform: np.ndarray | None = None) -> Segmentation:
         """Segment one cloud.
 
         xyz: float (N, 3) metres, any N >= 0 (NaN / Inf points are treated as invalid).
         rgb: uint8 (N, 3) colours 0-255, or None (a neutral grey is used).
         valid: bool (N,) extra validity mask, or None.
-        grouping / postprocess: per-call thresholds; None = the configuration's.
+        grouping / postprocess / preprocess: per-call settings; None = the configuration's.
+        gravity_transform: rigid (4, 4) taking the input points into a frame whose +z points up (against
+            gravity), or None when the input frame is z-up already. The network sees the points in that frame;
+            boxes are axis-aligned there (Segmentation.frame == "gravity").
+        The network always sees the points centred on their mean, as in training, so the result does not
+        depend on where the cloud's origin is; everything is reported in the caller's coordinates.
         """
         grouping = (grouping or self.cfg.grouping)
         post = (postprocess or self.cfg.postprocess)
+        pre = (preprocess or self.cfg.preprocess)
         grouping.validate()
         post.validate()
+        pre.validate()
         xyz = np.asarray(xyz)
         if xyz.ndim != 2 or xyz.shape[1] != 3:
             raise ValueError(f"xyz must have shape (N, 3), got {xyz.shape}")
@@ -191,112 +277,164 @@ class Pipeline:
             raise ValueError(f"rgb must have shape ({n}, 3) like xyz, got {np.shape(rgb)}")
         if valid is not None and np.shape(valid) != (n,):
             raise ValueError(f"valid must have shape ({n},), got {np.shape(valid)}")
+        gravity = None if gravity_transform is None else check_rigid(gravity_transform, "gravity_transform")
+        frame = "input" if gravity is None else "gravity"
         timer = _StageTimer(self.device)
 
-        ok = np.isfinite(xyz).all(axis=1)
-        if valid is not None:
-            ok &= np.asarray(valid, dtype=bool)
-        used = np.flatnonzero(ok)
-        if used.size > self.max_points:
-            log.warning("cloud has %d valid points, more than max_points=%d: segmenting a random subsample "
-                        "and giving every point the result of its nearest kept point", used.size, self.max_points)
-            used = np.sort(self._rng.choice(used, self.max_points, replace=False))
-            sampled = True
-        else:
-            sampled = False
-        pts = torch.from_numpy(np.ascontiguousarray(xyz[used], dtype=np.float32)).to(self.device)
+        used = np.flatnonzero(_usable(xyz, valid, pre))
+        if used.size == 0:  # an empty or fully invalid / cropped cloud is a frame with no instances
+            seg = Segmentation.empty(n, self.class_names, frame)
+            timer.lap("prepare")
+            seg.timings_ms = timer.times
+            return seg
+        # float64 for the rigid transform and the centring: a map frame can be kilometres from its origin
+        pts = torch.from_numpy(np.ascontiguousarray(xyz[used], dtype=np.float32)).to(self.device).double()
+        if gravity is not None:
+            rot, shift = torch.from_numpy(gravity[:3, :3]).to(pts), torch.from_numpy(gravity[:3, 3]).to(pts)
+            pts = pts @ rot.T + shift
         if rgb is None:
-            col = torch.zeros_like(pts)  # neutral grey (127.5) in the model's [-1, 1] scale
+            col = torch.zeros(pts.shape, dtype=torch.float32, device=self.device)  # neutral grey in [-1, 1]
         else:
             col = torch.from_numpy(np.ascontiguousarray(rgb[used])).to(self.device).float() / 127.5 - 1.0
-        batch = PointBatch(pts, col, torch.zeros(pts.shape[0], dtype=torch.int64, device=self.device), 1)
         timer.lap("prepare")
 
+        net = self._network_points(pts, col, pre.resolved_voxel_size(self.cfg.data.scale))
+        timer.lap("downsample")
+        centre = net.xyz.mean(dim=0)
+        net_xyz = (net.xyz - centre).float()
+        batch = PointBatch(net_xyz, net.rgb, torch.zeros(net_xyz.shape[0], dtype=torch.int64, device=self.device),
+                           1, voxel_xyz=net.voxel_xyz)
         voxels = self.model.voxelize(batch)
         timer.lap("voxelize")
-        if voxels.num_voxels == 0:
-            features = pts.new_zeros(0, self.cfg.model.widths[0])
-        else:
-            features = self.model.backbone(voxels)[voxels.point_to_voxel]
+        features = self.model.backbone(voxels)[voxels.point_to_voxel]
         semantic = self.model.semantic_head(features).argmax(dim=1)
         offsets = self.model.offset_head(features)
         timer.lap("backbone")
 
-        proposals = dual_set_proposals(pts, offsets, semantic, self.cfg.data.stuff_classes, grouping.radius,
+        proposals = dual_set_proposals(net_xyz, offsets, semantic, self.cfg.data.stuff_classes, grouping.radius,
                                        grouping.min_points, grouping.sets, num_classes=self.cfg.data.num_classes,
                                        shifted_radius=grouping.shifted_radius)
         timer.lap("grouping")
-        scores = torch.sigmoid(self.model.score_proposals(features, pts, proposals))
+        scores = torch.sigmoid(self.model.score_proposals(features, net_xyz, proposals))
         timer.lap("scorenet")
         keep = nms(proposals, scores, post.nms_iou_threshold, post.score_threshold, post.min_instance_points)
         timer.lap("nms")
 
-        seg = self._assemble(n, used, sampled, xyz, semantic, proposals, scores, keep)
+        seg = self._assemble(n, used, pts, net.of_point, semantic, proposals, scores, keep, frame)
         timer.lap("assemble")
         seg.timings_ms = timer.times
         return seg
 
-    def _assemble(self, n: int, used: np.ndarray, sampled: bool, xyz: np.ndarray, semantic: torch.Tensor,
-                  proposals: Proposals, scores: torch.Tensor, keep: torch.Tensor) -> Segmentation:
-        """Kept proposals -> per-point labels, per-instance class, score, members and boxes (vectorised)."""
+    def _network_points(self, pts: torch.Tensor, col: torch.Tensor, voxel_size: float) -> "_NetworkInput":
+        """The points the network sees: voxel means (voxel_size > 0), at most max_points of them."""
+        of_point: torch.Tensor | None = None
+        voxel_xyz = None
+        if voxel_size > 0:
+            pts, col, of_point, coords = downsample_voxels(pts, col, voxel_size)
+            if abs(voxel_size * self.cfg.data.scale - 1.0) < 1e-9:
+                # on the network's own grid: hand it the voxels, so each mean is exactly one network voxel
+                voxel_xyz = coords.float() + 0.5
+        if pts.shape[0] > self.max_points:
+            if not self._warned_max_points:
+                log.warning("%d points after downsampling, more than max_points=%d: segmenting a random subset "
+                            "and giving every point the result of its nearest kept point (logged once)",
+                            pts.shape[0], self.max_points)
+                self._warned_max_points = True
+            kept = np.sort(self._rng.choice(pts.shape[0], self.max_points, replace=False))
+            pts_np = pts.cpu().numpy()
+            nearest = torch.from_numpy(cKDTree(pts_np[kept]).query(pts_np)[1].astype(np.int64)).to(pts.device)
+            of_point = nearest if of_point is None else nearest[of_point]
+            kept_t = torch.from_numpy(kept).to(pts.device)
+            pts, col = pts[kept_t], col[kept_t]
+            voxel_xyz = None if voxel_xyz is None else voxel_xyz[kept_t]
+        return _NetworkInput(pts, col, voxel_xyz, of_point)
+
+    def _assemble(self, n: int, used: np.ndarray, pts: torch.Tensor, of_point: torch.Tensor | None,
+                  semantic: torch.Tensor, proposals: Proposals, scores: torch.Tensor, keep: torch.Tensor,
+                  frame: str) -> Segmentation:
+        """Kept proposals -> per-point labels, per-instance class, score, members and boxes (vectorised).
+
+        pts: float64 (U, 3), the used points in the output frame; of_point: int64 (U,), the network point whose
+        result each used point takes (None: the used points are the network points).
+        """
         num_classes = self.cfg.data.num_classes
+        device = semantic.device
         keep = keep[torch.argsort(scores[keep], descending=True, stable=True)]
         m = int(keep.numel())
         kept = select_proposals(proposals, keep)  # members of the kept proposals, in kept order
-        members, member_owner = kept.point_idx, kept.proposal_id
+        members, owner = kept.point_idx, kept.proposal_id
         # instance class: the majority predicted class of its points (the authors' output files)
-        votes = torch.bincount(member_owner * num_classes + semantic[members], minlength=m * num_classes)
+        votes = torch.bincount(owner * num_classes + semantic[members], minlength=m * num_classes)
         inst_class = votes.view(m, num_classes).argmax(dim=1) if m else votes.new_zeros(0)
         # per point: the best-scoring instance covering it (instances are sorted, so the lowest index)
-        point_inst = torch.full((semantic.numel(),), m, dtype=torch.int64, device=semantic.device)
-        point_inst.scatter_reduce_(0, members, member_owner, "amin")
+        point_inst = torch.full((semantic.numel(),), m, dtype=torch.int64, device=device)
+        point_inst.scatter_reduce_(0, members, owner, "amin")
         point_inst[point_inst == m] = -1
-
-        sem_np, inst_np = semantic.cpu().numpy(), point_inst.cpu().numpy()
-        members_np, owner_np = members.cpu().numpy(), member_owner.cpu().numpy()
-        if sampled:  # spread each kept point's result to the input points nearest to it
-            invalid = np.setdiff1d(np.arange(n), used)
-            nearest = np.empty(n, dtype=np.int64)
-            nearest[used] = np.arange(used.size)
-            if invalid.size:
-                finite = invalid[np.isfinite(xyz[invalid]).all(axis=1)]
-                nearest[invalid] = -1
-                nearest[finite] = cKDTree(xyz[used]).query(xyz[finite])[1]
-            full_sem = np.full(n, -1, np.int32)
-            full_inst = np.full(n, -1, np.int32)
-            has = nearest >= 0
-            full_sem[has] = sem_np[nearest[has]]
-            full_inst[has] = inst_np[nearest[has]]
-            # an instance owns every input point whose nearest kept point it owns
-            order = np.argsort(nearest[has], kind="stable")
-            inputs_sorted = np.flatnonzero(has)[order]
-            first = np.searchsorted(nearest[has][order], members_np, side="left")
-            last = np.searchsorted(nearest[has][order], members_np, side="right")
-            counts = last - first
-            gather = np.repeat(first, counts) + (np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts,
-                                                                                     counts))
-            owner_np = np.repeat(owner_np, counts)
-            members_np = inputs_sorted[gather]
-            order = np.lexsort((members_np, owner_np))
-            members_np, owner_np = members_np[order], owner_np[order]
-        else:
-            full_sem = np.full(n, -1, np.int32)
-            full_inst = np.full(n, -1, np.int32)
-            full_sem[used] = sem_np
-            full_inst[used] = inst_np
-            members_np = used[members_np]
-        offsets = np.zeros(m + 1, np.int64)
-        np.cumsum(np.bincount(owner_np, minlength=m), out=offsets[1:])
-        box_min = np.zeros((m, 3), np.float32)
-        box_max = np.zeros((m, 3), np.float32)
+        network_points = int(semantic.numel())
+        if of_point is not None:
+            semantic, point_inst = semantic[of_point], point_inst[of_point]
+            members, owner = _expand_members(members, owner, of_point, network_points)
+        # boxes from every member point, in the output frame
+        box_min = torch.zeros((m, 3), dtype=pts.dtype, device=device)
+        box_max = torch.zeros((m, 3), dtype=pts.dtype, device=device)
         if m:
-            member_xyz = xyz[members_np].astype(np.float32)
-            starts_np = offsets[:-1]
-            box_min = np.minimum.reduceat(member_xyz, starts_np, axis=0)
-            box_max = np.maximum.reduceat(member_xyz, starts_np, axis=0)
+            index = owner.unsqueeze(1).expand(-1, 3)
+            box_min.scatter_reduce_(0, index, pts[members], "amin", include_self=False)
+            box_max.scatter_reduce_(0, index, pts[members], "amax", include_self=False)
+        offsets = torch.zeros(m + 1, dtype=torch.int64, device=device)
+        torch.cumsum(torch.bincount(owner, minlength=m), 0, out=offsets[1:])
+
+        full_sem = np.full(n, -1, np.int32)
+        full_inst = np.full(n, -1, np.int32)
+        full_sem[used] = semantic.cpu().numpy()
+        full_inst[used] = point_inst.cpu().numpy()
         return Segmentation(
             semantic=full_sem, instance=full_inst,
             instance_class=inst_class.cpu().numpy().astype(np.int32),
             instance_score=scores[keep].float().cpu().numpy().astype(np.float32),
-            instance_point_idx=members_np.astype(np.int64), instance_offsets=offsets,
-            box_min=box_min, box_max=box_max, class_names=self.class_names)
+            instance_point_idx=used[members.cpu().numpy()].astype(np.int64), instance_offsets=offsets.cpu().numpy(),
+            box_min=box_min.float().cpu().numpy(), box_max=box_max.float().cpu().numpy(),
+            class_names=self.class_names, frame=frame, network_points=network_points)
+
+
+@dataclass
+class _NetworkInput:
+    """The network's points (float64 (V, 3) in the output frame, colours in [-1, 1]), the voxel coordinates
+    to voxelize them by (None: their own), and each used point's network point (None: the same point)."""
+
+    xyz: torch.Tensor
+    rgb: torch.Tensor
+    voxel_xyz: torch.Tensor | None
+    of_point: torch.Tensor | None
+
+
+def _usable(xyz: np.ndarray, valid: np.ndarray | None, pre: PreprocessConfig) -> np.ndarray:
+    """bool (N,): finite, not masked by `valid`, and within the range limits (metres from the origin)."""
+    ok = np.isfinite(xyz).all(axis=1)
+    if valid is not None:
+        ok &= np.asarray(valid, dtype=bool)
+    if pre.min_range > 0 or pre.max_range > 0:
+        with np.errstate(invalid="ignore"):  # NaN points are already excluded
+            r2 = np.einsum("ij,ij->i", xyz, xyz, dtype=np.float64)
+            ok &= r2 >= pre.min_range ** 2
+            if pre.max_range > 0:
+                ok &= r2 <= pre.max_range ** 2
+    return ok
+
+
+def _expand_members(members: torch.Tensor, owner: torch.Tensor, of_point: torch.Tensor,
+                    net_count: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Instance members given as network points (of net_count) -> every used point that takes their result.
+
+    Returns (used-point indices, owning instance), sorted by instance, then index."""
+    order = torch.argsort(of_point, stable=True)  # used points grouped by network point, ascending index
+    counts = torch.bincount(of_point, minlength=net_count)
+    starts = torch.cumsum(counts, 0) - counts
+    per_member = counts[members]
+    first = torch.repeat_interleave(starts[members], per_member)
+    within = torch.arange(first.numel(), device=first.device) - torch.repeat_interleave(
+        torch.cumsum(per_member, 0) - per_member, per_member)
+    points = order[first + within]
+    owner = torch.repeat_interleave(owner, per_member)
+    sort = torch.argsort(owner * of_point.numel() + points)
+    return points[sort], owner[sort]

@@ -97,6 +97,22 @@ def voxelize_points(batch: PointBatch, input_channels: int = 6, scale: float = 5
     return _pool_unique(bidx, coords, features, spatial_shape, batch.batch_size)  # type: ignore[arg-type]
 
 
+def downsample_voxels(xyz: torch.Tensor, features: torch.Tensor,
+                      voxel_size: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Average points into cubes of voxel_size metres, on the grid the backbone uses (anchored at the minimum).
+
+    xyz: float (N, 3), N >= 1; features: (N, C), averaged alongside (in xyz's precision).
+    Returns (mean xyz (V, 3), mean features (V, C) in features' dtype, the voxel of each point int64 (N,),
+    integer voxel coordinates int64 (V, 3)). Points are grouped in one sort (torch.unique), on their device.
+    """
+    coords = torch.floor((xyz - xyz.min(dim=0).values) / voxel_size).long()
+    extent = (coords.max(dim=0).values + 1).tolist()
+    zeros = torch.zeros(xyz.shape[0], dtype=torch.int64, device=xyz.device)
+    pooled = _pool_unique(zeros, coords, torch.cat((xyz, features.to(xyz.dtype)), dim=1), tuple(extent), 1)
+    mean = pooled.voxel_features
+    return mean[:, :3], mean[:, 3:].to(features.dtype), pooled.point_to_voxel, pooled.voxel_coords[:, 1:].long()
+
+
 def voxelize_clusters(point_features: torch.Tensor, xyz: torch.Tensor, proposals: Proposals,
                       score_scale: float = 50.0, fullscale: int = 14, random_shift: bool = False,
                       generator: torch.Generator | None = None) -> Voxels:

@@ -6,6 +6,8 @@ import json
 import logging
 from pathlib import Path
 
+from ..evaluation.views import VIEWS
+
 log = logging.getLogger("pointgroup_ros.eval")
 
 
@@ -23,6 +25,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "(repeatable)")
     p.add_argument("--sets", choices=("p", "q", "both", "ablation"), default=None,
                    help="grouping sets; 'ablation' compares P, Q and both (paper Table 2)")
+    p.add_argument("--view", choices=VIEWS, default="room",
+                   help="how the pipeline gets each scene: room (as stored, z up, centred), far (40 m from the "
+                        "frame's origin) or optical (in a tilted camera's optical frame, with its pose on a z-up "
+                        "base as the gravity transform); a robot's clouds look like far or optical")
     p.add_argument("--device", default="auto")
     p.add_argument("--json", help="write the figures to this JSON file")
     p.add_argument("--write-submission", metavar="DIR", help="also write ScanNet submission files to DIR")
@@ -60,18 +66,19 @@ def run(args: argparse.Namespace) -> int:
     scenes = [dataset.load(i) for i in range(len(dataset))]
     if args.sets == "ablation":
         result: dict = {"ablation": compare_cluster_sets(pipe, scenes, progress=True, grouping=cfg.grouping,
-                                                         postprocess=cfg.postprocess)}
+                                                         postprocess=cfg.postprocess, view=args.view)}
         for sets, r in result["ablation"].items():
             print(f"grouping on {sets:>4}: " + "  ".join(f"{k} {_fmt(r[k])}" for k in ("AP", "AP50", "AP25")))
     else:
         grouping = cfg.grouping if args.sets is None else cfg.replace(grouping={"sets": args.sets}).grouping
         result = evaluate_pipeline(pipe, scenes, grouping=grouping, postprocess=cfg.postprocess,
-                                   submission_dir=args.write_submission, total=len(scenes))
+                                   submission_dir=args.write_submission, total=len(scenes), view=args.view)
         print(format_table(result))
         if "s3dis" in result:
             print("S3DIS: " + "  ".join(f"{k} {_fmt(result['s3dis'][k])}" for k in ("mPrec50", "mRec50", "mCov",
                                                                                     "mWCov")))
     result["weights"] = pipe.weights_description
+    result["view"] = args.view
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))
     return 0

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from pointgroup_ros.config import GroupingConfig, PostprocessConfig, load_config
+from pointgroup_ros.config import GroupingConfig, PostprocessConfig, PreprocessConfig, load_config
 from pointgroup_ros.pipeline import Pipeline, Segmentation, resolve_device
 
 CFG = load_config("synthetic").replace(model={"widths": [16, 32]})
@@ -62,7 +62,7 @@ def test_groups_separate_objects_and_fills_every_field() -> None:
         pts = xyz[seg.instance_points(k)]
         assert np.allclose(seg.box_min[k], pts.min(0)) and np.allclose(seg.box_max[k], pts.max(0))
     assert seg.instance_class_names()[0] == "chair"
-    assert set(seg.timings_ms) == {"prepare", "voxelize", "backbone", "grouping", "scorenet", "nms", "assemble"}
+    assert set(seg.timings_ms) == {"prepare", "downsample", "voxelize", "backbone", "grouping", "scorenet", "nms", "assemble"}
 
 
 def test_thresholds_apply_per_call() -> None:
@@ -138,3 +138,69 @@ def test_device_resolution() -> None:
             resolve_device("cuda")
     with pytest.raises(ValueError, match="device must be"):
         resolve_device("tpu")
+
+
+def voxel_keys(xyz: np.ndarray, size: float) -> np.ndarray:
+    """An independent voxel id per point (the grid anchored at the minimum, as the pipeline's)."""
+    coords = np.floor((xyz.astype(np.float64) - xyz.min(0)) / size).astype(np.int64)
+    return np.unique(coords, axis=0, return_inverse=True)[1].reshape(-1)
+
+
+def test_sensor_density_is_downsampled_to_voxels_and_every_point_gets_its_voxels_result() -> None:
+    pipe = forced_pipeline()
+    xyz = blobs(per_blob=4000)  # ~20 points per 2 cm voxel near the centres, like a close-up depth camera
+    settings = dict(grouping=GroupingConfig(radius=0.03, min_points=50, sets="p"),
+                    postprocess=PostprocessConfig(0.0, 0.3, 100))
+    seg = pipe.segment(xyz, **settings)  # default: the network's 2 cm voxels
+    keys = voxel_keys(xyz, 0.02)
+    assert seg.network_points == keys.max() + 1 < xyz.shape[0] / 2
+    check_consistent(seg, xyz.shape[0])
+    # one result per voxel: points sharing a voxel share the class and the instance
+    for field in (seg.semantic, seg.instance):
+        per_voxel = np.full(keys.max() + 1, -2)
+        per_voxel[keys] = field
+        assert np.array_equal(per_voxel[keys], field)
+    big = [k for k in range(seg.num_instances) if len(seg.instance_points(k)) > 3000]
+    assert len(big) == 4
+    raw = pipe.segment(xyz, preprocess=PreprocessConfig(voxel_size=0.0), **settings)
+    assert raw.network_points == xyz.shape[0]
+    raw_big = [k for k in range(raw.num_instances) if len(raw.instance_points(k)) > 3000]
+    # the same four balls, the same points (up to their sparse fringes)
+    for k in big:
+        members = set(seg.instance_points(k).tolist())
+        best = max(len(members & set(raw.instance_points(j).tolist())) / len(members | set(raw.instance_points(j).tolist()))
+                   for j in raw_big)
+        assert best > 0.95
+    coarse = pipe.segment(xyz, preprocess=PreprocessConfig(voxel_size=0.05), **settings)
+    assert coarse.network_points == voxel_keys(xyz, 0.05).max() + 1
+
+
+def test_range_limits_drop_near_and_far_points() -> None:
+    pipe = forced_pipeline()
+    xyz = blobs()  # balls at x = 0, 1, 2, 3
+    seg = pipe.segment(xyz, grouping=GroupingConfig(sets="p"), postprocess=PostprocessConfig(0.0, 0.3, 50),
+                       preprocess=PreprocessConfig(min_range=0.5, max_range=2.5))
+    r = np.linalg.norm(xyz, axis=1)
+    out = (r < 0.5) | (r > 2.5)
+    assert out.sum() > 700
+    assert np.all(seg.semantic[out] == -1) and np.all(seg.instance[out] == -1)
+    assert np.all(seg.semantic[~out] == THING)
+    centres = sorted(float(xyz[seg.instance_points(k), 0].mean()) for k in range(seg.num_instances)
+                     if len(seg.instance_points(k)) > 300)
+    assert np.allclose(centres, [1, 2], atol=0.05)
+
+
+def test_a_cloud_with_nothing_left_is_an_empty_frame_in_the_requested_frame() -> None:
+    pipe = forced_pipeline()
+    xyz = blobs()
+    gravity = np.eye(4)
+    for seg in (pipe.segment(np.zeros((0, 3), np.float32), gravity_transform=gravity),
+                pipe.segment(xyz, preprocess=PreprocessConfig(min_range=10.0), gravity_transform=gravity)):
+        assert seg.num_instances == 0 and seg.frame == "gravity" and seg.network_points == 0
+        assert np.all(seg.semantic == -1) and seg.box_min.shape == (0, 3)
+
+
+def test_a_gravity_transform_must_be_rigid() -> None:
+    pipe = forced_pipeline()
+    with pytest.raises(ValueError, match="gravity_transform"):
+        pipe.segment(blobs(), gravity_transform=np.diag([2.0, 1.0, 1.0, 1.0]))
