@@ -16,7 +16,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 from tqdm import tqdm
 
-from ..config import SCANNET20_NYU40_IDS, Config, GroupingConfig, PostprocessConfig
+from ..config import SCANNET20_NYU40_IDS, Config, GroupingConfig, PostprocessConfig, PreprocessConfig
 from .predictions import ScenePredictions
 from .s3dis import evaluate_s3dis
 from .scannet import SCANNET_EVAL_IDS, SCANNET_EVAL_NAMES, evaluate_instances, gt_ids_from_labels
@@ -45,7 +45,8 @@ def scene_gt_ids(scene: Any, class_label_ids: np.ndarray) -> np.ndarray:
 def evaluate_pipeline(pipeline: Any, scenes: Iterable[Any], cfg: Config | None = None,
                       grouping: GroupingConfig | None = None, postprocess: PostprocessConfig | None = None,
                       submission_dir: str | Path | None = None, progress: bool = True,
-                      total: int | None = None, view: str = "room") -> dict[str, Any]:
+                      total: int | None = None, view: str = "room",
+                      preprocess: PreprocessConfig | None = None) -> dict[str, Any]:
     """Segment every scene (xyz, rgb, semantic, instance[, gt_ids, name]) and score the results.
 
     view: how the pipeline gets each scene (views.VIEWS): as stored, 40 m from the origin, or in the optical
@@ -63,7 +64,8 @@ def evaluate_pipeline(pipeline: Any, scenes: Iterable[Any], cfg: Config | None =
     for i, scene in enumerate(tqdm(scenes, total=total, desc="evaluating", disable=not progress, leave=False)):
         rgb = np.clip(np.asarray(scene.rgb), 0, 255).astype(np.uint8)
         xyz, gravity = view_points(np.asarray(scene.xyz, np.float32), view, seed=i)
-        seg = pipeline.segment(xyz, rgb, grouping=grouping, postprocess=postprocess, gravity_transform=gravity)
+        seg = pipeline.segment(xyz, rgb, grouping=grouping, postprocess=postprocess, preprocess=preprocess,
+                               gravity_transform=gravity)
         pred = ScenePredictions.from_segmentation(seg, class_label_ids)
         predictions.append(pred)
         gts.append(scene_gt_ids(scene, class_label_ids))
@@ -83,7 +85,7 @@ def evaluate_pipeline(pipeline: Any, scenes: Iterable[Any], cfg: Config | None =
 
 def compare_cluster_sets(pipeline: Any, scenes: Sequence[Any], progress: bool = False,
                          grouping: GroupingConfig | None = None, postprocess: PostprocessConfig | None = None,
-                         view: str = "room") -> dict[str, dict[str, Any]]:
+                         view: str = "room", preprocess: PreprocessConfig | None = None) -> dict[str, dict[str, Any]]:
     """The paper's Table 2 ablation: AP figures when grouping on P only, Q only and both.
 
     grouping / postprocess: the settings to compare under (default: the pipeline's); only `sets` varies."""
@@ -91,5 +93,6 @@ def compare_cluster_sets(pipeline: Any, scenes: Sequence[Any], progress: bool = 
     out = {}
     for sets in ("p", "q", "both"):
         out[sets] = evaluate_pipeline(pipeline, scenes, grouping=dataclasses.replace(base, sets=sets),
-                                      postprocess=postprocess, progress=progress, total=len(scenes), view=view)
+                                      postprocess=postprocess, progress=progress, total=len(scenes), view=view,
+                                      preprocess=preprocess)
     return out

@@ -21,8 +21,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="synthetic data: evaluate on the tuning rooms (seeds 2,000,000+) instead of the held-out "
                         "ones; choose thresholds there, report on the held-out rooms")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                   help="override a grouping or postprocess key, e.g. --set grouping.shifted_radius=0.02 "
-                        "(repeatable)")
+                   help="override a preprocess, grouping or postprocess key, e.g. --set grouping.shifted_radius=0.02 "
+                        "or --set preprocess.voxel_size=0 (repeatable)")
     p.add_argument("--sets", choices=("p", "q", "both", "ablation"), default=None,
                    help="grouping sets; 'ablation' compares P, Q and both (paper Table 2)")
     p.add_argument("--view", choices=VIEWS, default="room",
@@ -49,9 +49,10 @@ def run(args: argparse.Namespace) -> int:
     from .train import apply_overrides
 
     try:
-        bad = [item for item in args.set if item.partition(".")[0].strip() not in ("grouping", "postprocess")]
+        bad = [item for item in args.set
+               if item.partition(".")[0].strip() not in ("preprocess", "grouping", "postprocess")]
         if bad:
-            raise ConfigError(f"--set {bad[0]!r}: eval overrides grouping.* and postprocess.* only "
+            raise ConfigError(f"--set {bad[0]!r}: eval overrides preprocess.*, grouping.* and postprocess.* only "
                               "(other sections belong to the model: use --config)")
         cfg = load_config(args.config) if args.config else None
         pipe = Pipeline(cfg, args.weights, device=args.device)
@@ -66,13 +67,15 @@ def run(args: argparse.Namespace) -> int:
     scenes = [dataset.load(i) for i in range(len(dataset))]
     if args.sets == "ablation":
         result: dict = {"ablation": compare_cluster_sets(pipe, scenes, progress=True, grouping=cfg.grouping,
-                                                         postprocess=cfg.postprocess, view=args.view)}
+                                                         postprocess=cfg.postprocess, view=args.view,
+                                                         preprocess=cfg.preprocess)}
         for sets, r in result["ablation"].items():
             print(f"grouping on {sets:>4}: " + "  ".join(f"{k} {_fmt(r[k])}" for k in ("AP", "AP50", "AP25")))
     else:
         grouping = cfg.grouping if args.sets is None else cfg.replace(grouping={"sets": args.sets}).grouping
         result = evaluate_pipeline(pipe, scenes, grouping=grouping, postprocess=cfg.postprocess,
-                                   submission_dir=args.write_submission, total=len(scenes), view=args.view)
+                                   submission_dir=args.write_submission, total=len(scenes), view=args.view,
+                                   preprocess=cfg.preprocess)
         print(format_table(result))
         if "s3dis" in result:
             print("S3DIS: " + "  ".join(f"{k} {_fmt(result['s3dis'][k])}" for k in ("mPrec50", "mRec50", "mCov",
