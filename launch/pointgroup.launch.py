@@ -1,10 +1,12 @@
-"""Start the `pointgroup` node: its parameter file, the input remap, and optional weights / device overrides.
+"""Start the `pointgroup` node: its parameter file, the input remap, and a few optional overrides.
 
-    ros2 launch pointgroup_ros pointgroup.launch.py input_topic:=/camera/depth/color/points
-    ros2 launch pointgroup_ros pointgroup.launch.py params_file:=/path/my_params.yaml device:=cuda:1
+    ros2 launch pointgroup_ros pointgroup.launch.py input_topic:=/camera/depth/color/points gravity_frame:=base_link
+    ros2 launch pointgroup_ros pointgroup.launch.py weights:=/models/scannet.pth device:=cuda:1 namespace:=robot1
+    ros2 launch pointgroup_ros pointgroup.launch.py params_file:=/path/my_params.yaml log_level:=debug
 
-Every parameter and its default lives in config/pointgroup_node.yaml (the params file); this file declares none of
-them again. weights / device given here override the params file only when they are not empty.
+Every parameter and its default lives in config/pointgroup_node.yaml (the params file) or comes from the model;
+this file declares none of them again. config, weights, device, gravity_frame and use_sim_time given here
+override the params file only when they are not empty; log_level sets the node's logging level when given.
 """
 from __future__ import annotations
 
@@ -14,12 +16,25 @@ from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
+OVERRIDES = ("config", "weights", "device", "gravity_frame")  # string parameters set only when not empty
+TRUE, FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
+
 
 def _node(context: LaunchContext) -> list[Node]:
-    overrides = {name: LaunchConfiguration(name).perform(context) for name in ("weights", "device")}
+    overrides: dict[str, str | bool] = {}
+    for name in OVERRIDES:
+        value = LaunchConfiguration(name).perform(context)
+        if value:
+            overrides[name] = value
+    sim_time = LaunchConfiguration("use_sim_time").perform(context).strip().lower()
+    if sim_time:
+        if sim_time not in TRUE + FALSE:
+            raise ValueError(f"use_sim_time must be true or false, got {sim_time!r}")
+        overrides["use_sim_time"] = sim_time in TRUE
     parameters: list = [LaunchConfiguration("params_file")]
-    if any(overrides.values()):
-        parameters.append({k: v for k, v in overrides.items() if v})
+    if overrides:
+        parameters.append(overrides)
+    log_level = LaunchConfiguration("log_level").perform(context)
     return [Node(
         package="pointgroup_ros",
         executable="pointgroup_node",
@@ -27,6 +42,7 @@ def _node(context: LaunchContext) -> list[Node]:
         namespace=LaunchConfiguration("namespace"),
         parameters=parameters,
         remappings=[("~/input/points", LaunchConfiguration("input_topic"))],
+        arguments=["--ros-args", "--log-level", log_level] if log_level else [],
         output="screen",
         emulate_tty=True,
     )]
@@ -39,11 +55,22 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument("params_file",
                               default_value=PathJoinSubstitution([FindPackageShare("pointgroup_ros"), "config",
                                                                   "pointgroup_node.yaml"]),
-                              description="node parameter file (every parameter with its default)"),
+                              description="node parameter file"),
+        DeclareLaunchArgument("config", default_value="",
+                              description="preset name or config YAML; empty: as in the params file (there: the "
+                                          "configuration stored in the weights)"),
         DeclareLaunchArgument("weights", default_value="",
                               description="model checkpoint (.pth); empty: as in the params file"),
         DeclareLaunchArgument("device", default_value="",
                               description="auto, cpu, cuda or cuda:N; empty: as in the params file"),
+        DeclareLaunchArgument("gravity_frame", default_value="",
+                              description="z-up TF frame to segment in and publish boxes in (e.g. base_link); "
+                                          "empty: as in the params file (there: the input frame)"),
         DeclareLaunchArgument("namespace", default_value="", description="namespace of the node"),
+        DeclareLaunchArgument("use_sim_time", default_value="",
+                              description="true: use /clock (bag playback); empty: as in the params file"),
+        DeclareLaunchArgument("log_level", default_value="",
+                              description="--log-level value: debug, info, warn, error or fatal (every logger), or "
+                                          "pointgroup:=debug (the node and the core only); empty: info"),
         OpaqueFunction(function=_node),
     ])

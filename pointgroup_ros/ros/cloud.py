@@ -106,8 +106,8 @@ def cloud_layout(msg: Any, max_points: int = MAX_CLOUD_POINTS) -> CloudLayout:
     height, width = int(msg.height), int(msg.width)
     point_step, row_step = int(msg.point_step), int(msg.row_step)
     n = height * width
-    if n == 0:
-        raise CloudFormatError(f"empty cloud (height {height} x width {width})")
+    if height < 0 or width < 0:
+        raise CloudFormatError(f"negative cloud size {height} x {width}")
     if n > max_points:
         raise CloudFormatError(f"absurd cloud size {height} x {width} = {n} points (limit {max_points})")
     if not 0 < point_step <= MAX_POINT_STEP:
@@ -115,6 +115,8 @@ def cloud_layout(msg: Any, max_points: int = MAX_CLOUD_POINTS) -> CloudLayout:
     if row_step < width * point_step:
         raise CloudFormatError(f"row_step {row_step} is smaller than width * point_step = {width * point_step}")
     size = len(msg.data)
+    if n == 0 and size != 0:  # an empty cloud is a frame (no points), but its data must be empty too
+        raise CloudFormatError(f"empty cloud (height {height} x width {width}) with {size} bytes of data")
     if size != row_step * height:
         raise CloudFormatError(f"data has {size} bytes, expected row_step * height = {row_step * height}")
     order = ">" if msg.is_bigendian else "<"
@@ -166,6 +168,9 @@ def decode_cloud(msg: Any, max_points: int = MAX_CLOUD_POINTS, layout: CloudLayo
     Raises CloudFormatError for a malformed cloud. `layout`: cloud_layout(msg) if already computed.
     """
     layout = layout or cloud_layout(msg, max_points)
+    if layout.num_points == 0:  # a valid empty cloud: no buffer to view
+        rgb = None if layout.colour_source == "none" else np.zeros((0, 3), np.uint8)
+        return CloudArrays(np.zeros((0, 3), np.float32), rgb, np.zeros(0, bool), layout.height, layout.width)
     buf = buffer_of(msg.data)
     f = layout.fields
     x, y, z = f["x"], f["y"], f["z"]

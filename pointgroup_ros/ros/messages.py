@@ -78,10 +78,18 @@ def build_detections(kit: MessageKit, header: Any, seg: "Segmentation") -> Any:
     return kit.make("vision_msgs/msg/Detection3DArray", header=hdr, detections=detections)
 
 
-def build_markers(kit: MessageKit, header: Any, seg: "Segmentation") -> Any:
+def duration(kit: MessageKit, seconds: float) -> Any:
+    """builtin_interfaces/Duration of `seconds` (>= 0)."""
+    ns = int(round(max(float(seconds), 0.0) * 1e9))
+    return kit.make("builtin_interfaces/msg/Duration", sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
+
+
+def build_markers(kit: MessageKit, header: Any, seg: "Segmentation", lifetime: float = 0.0) -> Any:
     """visualization_msgs/MarkerArray: a DELETEALL marker first (clears the previous frame), then per instance
     its box edges (LINE_LIST, 24 points, ns 'boxes', id m) and a TEXT_VIEW_FACING label 'class 0.87' above the
-    box (ns 'labels', id m), in the instance's colour of the labeled cloud; lifetime 0 (until replaced)."""
+    box (ns 'labels', id m), in the instance's colour of the labeled cloud. lifetime: seconds the box and label
+    markers live (0: until replaced; a positive value lets RViz drop them when the input stops). Without
+    instances, the DELETEALL alone (the frame clears the previous boxes)."""
     hdr = header_of(kit, header)
     ok = np.flatnonzero(finite_boxes(seg))
     markers = [kit.make("visualization_msgs/msg/Marker", header=hdr, ns="", id=0, action=DELETEALL,
@@ -92,6 +100,7 @@ def build_markers(kit: MessageKit, header: Any, seg: "Segmentation") -> Any:
     colours = instance_colours(ok).astype(np.float64) / 255.0
     names = seg.instance_class_names()
     origin = _pose(kit, np.zeros(3))
+    life = duration(kit, lifetime)
     for j, m in enumerate(ok):
         colour = kit.make("std_msgs/msg/ColorRGBA", r=float(colours[j, 0]), g=float(colours[j, 1]),
                           b=float(colours[j, 2]), a=1.0)
@@ -99,14 +108,14 @@ def build_markers(kit: MessageKit, header: Any, seg: "Segmentation") -> Any:
         markers.append(kit.make(
             "visualization_msgs/msg/Marker", header=hdr, ns=BOX_NS, id=int(m), type=LINE_LIST, action=ADD,
             pose=origin, scale=kit.make("geometry_msgs/msg/Vector3", x=LINE_WIDTH, y=0.0, z=0.0), color=colour,
-            points=points, frame_locked=False))
+            points=points, lifetime=life, frame_locked=False))
         lo, hi = seg.box_min[m].astype(np.float64), seg.box_max[m].astype(np.float64)
         top = np.array([(lo[0] + hi[0]) / 2, (lo[1] + hi[1]) / 2, hi[2] + TEXT_GAP])
         markers.append(kit.make(
             "visualization_msgs/msg/Marker", header=hdr, ns=LABEL_NS, id=int(m), type=TEXT_VIEW_FACING,
             action=ADD, pose=_pose(kit, top), scale=kit.make("geometry_msgs/msg/Vector3", x=0.0, y=0.0,
                                                               z=TEXT_HEIGHT),
-            color=colour, text=f"{names[m]} {float(seg.instance_score[m]):.2f}", frame_locked=False))
+            color=colour, lifetime=life, text=f"{names[m]} {float(seg.instance_score[m]):.2f}", frame_locked=False))
     return kit.make("visualization_msgs/msg/MarkerArray", markers=markers)
 
 

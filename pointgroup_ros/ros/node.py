@@ -3,38 +3,63 @@
 Subscribes ~/input/points; a worker thread loads the model, then segments only the newest frame (a one-slot
 mailbox, so the executor never blocks and frames that arrive meanwhile are dropped and counted); publishes
 ~/labeled_points, ~/detections, ~/markers, ~/instances (those enabled and subscribed to) and /diagnostics.
-Parameters: params.py (validated in an on-set callback, applied from the next frame). Needs ROS 2.
+With `gravity_frame` set, each cloud is rotated into that z-up frame (tf2 lookup at the cloud's stamp, in the
+worker) and detections, markers and instances are published in it. Parameters: params.py (validated in an
+on-set callback, applied from the next frame). The core's Python logging ("pointgroup_ros") is forwarded to the
+node's logger. A model that cannot be loaded ends the process with exit code 1 (main). Needs ROS 2.
 """
 from __future__ import annotations
 
+import importlib
+import logging
 import math
+import sys
 import threading
+import time
 from typing import Any, Callable
 
 try:
     import rclpy
     from rcl_interfaces.msg import SetParametersResult
+    from rclpy.duration import Duration
     from rclpy.executors import ExternalShutdownException
+    from rclpy.logging import get_logger
     from rclpy.node import Node
     from rclpy.parameter import Parameter
     from rclpy.publisher import Publisher
     from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+    from rclpy.task import Future
     from rclpy.time import Time
 except ImportError as exc:  # pragma: no cover - exercised only where ROS 2 is missing
     raise ImportError(f"pointgroup_ros.ros.node needs ROS 2 (rclpy; {exc}). Source your ROS 2 setup "
                       "(e.g. /opt/ros/humble/setup.bash) and the workspace's install/setup.bash first.") from exc
 
-from ..config import Config, load_config
+import numpy as np
+
+from ..config import Config
+from ..transforms import TransformError, matrix_from_transform_msg, normalize_frame
 from .cloud import CloudFormatError
 from .kit import RclpyKit
 from .params import ParameterError, ParamSpec, NodeSettings, apply_changes, param_specs, to_descriptor
-from .processing import OUTPUTS, FrameProcessor, FrameStats, LatestMailbox, SegmentingPipeline, build_diagnostics
+from .processing import (OUTPUTS, FrameProcessor, FrameStats, Gravity, LatestMailbox, SegmentingPipeline,
+                         build_diagnostics)
 from .typestore import OUTPUT_TYPES
 
 PipelineFactory = Callable[[Config, str, str, int], SegmentingPipeline]
+ModelResolver = Callable[[str, str], Config]  # (config, weights) -> the configuration to run
 WARN_THROTTLE_S = 5.0
 DIAGNOSTICS_PERIOD_S = 1.0
 OK, WARN, ERROR = 0, 1, 2
+CORE_LOGGER = "pointgroup_ros"  # the Python logger of the ROS-free core (pipeline, model, ...)
+OPTICAL_SUFFIX = "_optical_frame"
+
+
+def default_resolver(config: str, weights: str) -> Config:
+    """The configuration to run (pipeline.resolve_model: reads the checkpoint, builds nothing; imports torch)."""
+    from ..pipeline import resolve_model
+
+    resolved: tuple[Config, Any] = resolve_model(config or None, weights or None)
+    return resolved[0]
 
 
 def default_pipeline(cfg: Config, weights: str, device: str, max_points: int) -> SegmentingPipeline:
@@ -51,17 +76,70 @@ def qos_profile(reliability: str, depth: int) -> QoSProfile:
                       durability=DurabilityPolicy.VOLATILE)
 
 
-class PointGroupNode(Node):
-    """PointGroup instance segmentation of PointCloud2 frames. pipeline_factory: tests pass a fake."""
+class ModelLoadError(RuntimeError):
+    """The model (configuration or weights) cannot be loaded; the message says why."""
 
-    def __init__(self, pipeline_factory: PipelineFactory = default_pipeline, **node_kwargs: Any) -> None:
+
+class RosLogHandler(logging.Handler):
+    """Forwards Python log records (the core's "pointgroup_ros" loggers) to an rclpy logger.
+
+    Severity is kept (DEBUG, INFO, WARNING, ERROR, CRITICAL -> debug, info, warning, error, fatal). Records from
+    one call site are throttled to one per `throttle_s` seconds, so a warning the core gives for every frame
+    (e.g. a cloud over max_points) does not flood the console.
+    """
+
+    _METHODS = ((logging.CRITICAL, "fatal"), (logging.ERROR, "error"), (logging.WARNING, "warning"),
+                (logging.INFO, "info"))
+
+    def __init__(self, ros_logger: Any, throttle_s: float = WARN_THROTTLE_S) -> None:
+        super().__init__()
+        self._ros = ros_logger
+        self._throttle_s = throttle_s
+        self._last: dict[tuple[str, int], float] = {}
+        self.setFormatter(logging.Formatter("%(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            now = time.monotonic()
+            site = (record.pathname, record.lineno)
+            last = self._last.get(site)
+            if last is not None and now - last < self._throttle_s:
+                return
+            self._last[site] = now
+            method = next((name for level, name in self._METHODS if record.levelno >= level), "debug")
+            getattr(self._ros, method)(f"[{record.name}] {self.format(record)}")
+        except Exception:  # a logging problem must never break the caller
+            self.handleError(record)
+
+
+class PointGroupNode(Node):
+    """PointGroup instance segmentation of PointCloud2 frames.
+
+    pipeline_factory builds the (warm) pipeline in the worker thread; model_resolver gives the configuration
+    at construction (from `config` and `weights`, cheap). Tests pass fakes of both.
+    """
+
+    def __init__(self, pipeline_factory: PipelineFactory = default_pipeline,
+                 model_resolver: ModelResolver = default_resolver, **node_kwargs: Any) -> None:
         super().__init__("pointgroup", **node_kwargs)
         self._kit = RclpyKit()
+        self._log_handler = self._install_log_handler()
+        try:
+            self._setup(pipeline_factory, model_resolver)
+        except BaseException:
+            self._remove_log_handler()
+            raise
+
+    def _setup(self, pipeline_factory: PipelineFactory, model_resolver: ModelResolver) -> None:
         first = {s.name: s for s in param_specs()}
         for name in ("config", "weights", "device"):
             self._declare(first[name])
         self._config_source = self._str("config")
-        cfg = load_config(self._config_source)
+        try:
+            cfg = model_resolver(self._config_source, self._str("weights"))
+        except Exception as exc:  # main() logs it and exits with code 1
+            raise ModelLoadError(f"cannot load the model (config {self._config_source!r}, weights "
+                                 f"{self._str('weights')!r}): {exc}") from exc
         self._specs = {s.name: s for s in param_specs(cfg)}
         for spec in self._specs.values():
             if spec.name not in ("config", "weights", "device"):
@@ -71,6 +149,11 @@ class PointGroupNode(Node):
             self._settings = apply_changes(NodeSettings(), values, self._specs)
         except ParameterError as exc:
             raise ValueError(f"invalid parameter at start-up: {exc}") from None
+        self._tf_buffer: Any = None
+        self._tf_listener: Any = None
+        self._tf_error: type[BaseException] = Exception
+        if self._settings.gravity_frame:
+            self._ensure_tf()
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
         out_qos = qos_profile(self._str("output_reliability"), self._int("output_depth"))
@@ -82,7 +165,11 @@ class PointGroupNode(Node):
         self._mailbox: LatestMailbox[Any] = LatestMailbox()
         self._stats = FrameStats()
         self._state = "loading model"
+        self._frame_advice = ""  # a warning about the input frame, shown in /diagnostics while it applies
         self._warned_no_colour = False
+        self._warned_optical = False
+        # done (with the reason) when the model cannot be loaded: main() then ends the process with code 1
+        self.failure = Future()
         self.create_subscription(self._kit.cls("sensor_msgs/msg/PointCloud2"), "~/input/points",
                                  self._on_cloud, qos_profile(self._str("input_reliability"),
                                                                 self._int("input_depth")))
@@ -90,6 +177,28 @@ class PointGroupNode(Node):
         self._worker = threading.Thread(target=self._work, args=(pipeline_factory, cfg), name="pointgroup-worker",
                                         daemon=True)
         self._worker.start()
+
+    # ------------------------------------------------------------------ logging of the core
+    def _install_log_handler(self) -> RosLogHandler:
+        """Route the core's Python logging to this node's logger (removed again in destroy_node)."""
+        handler = RosLogHandler(self.get_logger())
+        core = logging.getLogger(CORE_LOGGER)
+        self._core_log_state = (core.level, core.propagate)
+        try:
+            level = int(self.get_logger().get_effective_level())  # rcutils severities are logging's numbers
+        except Exception:
+            level = logging.INFO
+        core.setLevel(level if level > 0 else logging.INFO)
+        core.propagate = False  # printed once, by rclpy (not again by a root handler)
+        core.addHandler(handler)
+        return handler
+
+    def _remove_log_handler(self) -> None:
+        core = logging.getLogger(CORE_LOGGER)
+        if self._log_handler in core.handlers:
+            core.removeHandler(self._log_handler)
+            core.setLevel(self._core_log_state[0])
+            core.propagate = self._core_log_state[1]
 
     # ------------------------------------------------------------------ parameters
     def _declare(self, spec: ParamSpec) -> None:
@@ -105,10 +214,27 @@ class PointGroupNode(Node):
 
     def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
         try:
-            self._settings = apply_changes(self._settings, {p.name: p.value for p in params}, self._specs)
+            settings = apply_changes(self._settings, {p.name: p.value for p in params}, self._specs)
+            if settings.gravity_frame:
+                self._ensure_tf()
         except ParameterError as exc:
             return SetParametersResult(successful=False, reason=str(exc))
+        self._settings = settings
         return SetParametersResult(successful=True, reason="")
+
+    def _ensure_tf(self) -> None:
+        """The tf2 buffer and listener, created when a gravity frame is first asked for (executor thread)."""
+        if self._tf_buffer is not None:
+            return
+        try:
+            # imported here: only a node with a gravity frame needs tf2_ros (importlib: tf2_ros ships no types)
+            tf2_ros = importlib.import_module("tf2_ros")
+        except ImportError as exc:
+            raise ParameterError(f"gravity_frame needs tf2_ros, which cannot be imported: {exc}") from None
+        self._tf_error = tf2_ros.TransformException
+        self._tf_buffer = tf2_ros.Buffer()
+        # the listener's /tf and /tf_static subscriptions are served by the executor that spins this node
+        self._tf_listener = tf2_ros.TransformListener(self._tf_buffer, self)
 
     # ------------------------------------------------------------------ worker thread
     def _on_cloud(self, msg: Any) -> None:
@@ -118,14 +244,17 @@ class PointGroupNode(Node):
         log = self.get_logger()
         try:
             pipeline = factory(cfg, self._str("weights"), self._str("device"), self._settings.max_points)
-        except Exception as exc:  # the node stays up and reports the failure on /diagnostics
+        except Exception as exc:  # reported on /diagnostics, and main() ends the process with code 1
             self._state = f"model failed to load: {exc}"
             log.error(self._state)
+            self.failure.set_result(self._state)
             return
         processor = FrameProcessor(pipeline, self._kit)
         self._state = "ready"
-        log.info(f"ready: config {self._config_source}, device {getattr(pipeline, 'device', '?')}, "
-                 f"{len(pipeline.class_names)} classes; waiting for clouds on "
+        gravity = self._settings.gravity_frame
+        log.info(f"ready: config {self._config_source or '(from the weights)'}, device "
+                 f"{getattr(pipeline, 'device', '?')}, {len(pipeline.class_names)} classes, gravity frame "
+                 f"{gravity or '(the input frame)'}; waiting for clouds on "
                  f"{self.resolve_topic_name('~/input/points')}")
         while not self._mailbox.closed:
             msg = self._mailbox.take(timeout=0.5)
@@ -139,9 +268,19 @@ class PointGroupNode(Node):
                         and self._pubs[name].get_subscription_count() > 0)
         if not outputs:
             return  # nobody listens: save the GPU
+        gravity: Gravity | None = None
+        if settings.gravity_frame:
+            self._frame_advice = ""
+            gravity = self._gravity(settings, msg)
+            if gravity is None:
+                return  # skipped: no transform
+        else:
+            self._check_input_frame(normalize_frame(str(msg.header.frame_id)))
         try:
             pipeline.max_points = settings.max_points
-            result = processor.process(msg, outputs, settings.grouping, settings.postprocess)
+            processor.marker_lifetime = settings.marker_lifetime
+            result = processor.process(msg, outputs, settings.grouping, settings.postprocess, settings.preprocess,
+                                       gravity)
         except CloudFormatError as exc:
             self._stats.record_error(True, str(exc))
             log.warning(f"ignoring bad input cloud: {exc}", throttle_duration_sec=WARN_THROTTLE_S)
@@ -154,9 +293,50 @@ class PointGroupNode(Node):
             self._warned_no_colour = True
             log.warning(f"input cloud has no colour (rgb, rgba or r/g/b fields): the model gets a neutral grey "
                         f"({result.layout.describe()})")
-        for name, message in result.messages.items():
-            self._pubs[name].publish(message)
+        try:
+            for name, message in result.messages.items():
+                self._pubs[name].publish(message)
+        except Exception as exc:
+            if not self.context.ok():
+                return  # shutting down (Ctrl-C) while this frame was being segmented: nothing to report
+            self._stats.record_error(False, f"publishing failed: {type(exc).__name__}: {exc}")
+            log.error(f"publishing failed: {type(exc).__name__}: {exc}", throttle_duration_sec=WARN_THROTTLE_S)
+            return
         self._stats.record(result, self._age_ms(msg))
+
+    def _gravity(self, settings: NodeSettings, msg: Any) -> Gravity | None:
+        """(gravity frame, input -> gravity matrix) at the cloud's stamp; None (frame skipped, counted) when
+        tf2 has no such transform within tf_timeout."""
+        target = settings.gravity_frame
+        source = normalize_frame(str(msg.header.frame_id))
+        if source == target:
+            return target, np.eye(4)
+        try:
+            if not source:
+                raise ValueError("the cloud's header.frame_id is empty")
+            if self._tf_buffer is None:  # pragma: no cover - created when gravity_frame is set
+                raise RuntimeError("no tf2 buffer")
+            transform = self._tf_buffer.lookup_transform(target, source, Time.from_msg(msg.header.stamp),
+                                                         timeout=Duration(seconds=settings.tf_timeout))
+            return target, matrix_from_transform_msg(transform)
+        except (self._tf_error, TransformError, ValueError, TypeError, RuntimeError) as exc:
+            stamp = msg.header.stamp
+            reason = (f"no transform {target} <- {source or '(empty frame_id)'} at stamp "
+                      f"{int(stamp.sec)}.{int(stamp.nanosec):09d}: {exc}")
+            self._stats.record_skip(reason)
+            self.get_logger().warning(f"skipping frame: {reason}", throttle_duration_sec=WARN_THROTTLE_S)
+            return None
+
+    def _check_input_frame(self, frame: str) -> None:
+        """Without a gravity frame, a camera optical frame (z forward, y down) is almost surely wrong."""
+        if not frame.endswith(OPTICAL_SUFFIX):
+            self._frame_advice = ""
+            return
+        self._frame_advice = (f"input frame {frame} is a camera optical frame (z forward, y down): set "
+                              "gravity_frame (e.g. base_link) so the model sees z up")
+        if not self._warned_optical:
+            self._warned_optical = True
+            self.get_logger().warning(self._frame_advice)
 
     def _age_ms(self, msg: Any) -> float:
         stamp = Time.from_msg(msg.header.stamp)
@@ -168,11 +348,15 @@ class PointGroupNode(Node):
     def _publish_diagnostics(self) -> None:
         try:
             stats = self._stats
-            level = OK if self._state == "ready" and stats.last_frame_ok else WARN
+            advice = self._frame_advice
+            level = OK if self._state == "ready" and stats.last_frame_ok and not advice else WARN
             if self._state.startswith("model failed"):
                 level = ERROR
             message = self._state if stats.last_frame_ok else f"{self._state}; last frame: {stats.last_error}"
+            if advice:
+                message = f"{message}; {advice}"
             values = stats.key_values(self._mailbox.dropped, self._mailbox.received)
+            values.append(("gravity frame", self._settings.gravity_frame or "(the input frame)"))
             self._diag_pub.publish(build_diagnostics(
                 self._kit, self.get_clock().now().to_msg(), f"{self.get_name()}: instance segmentation",
                 self.get_fully_qualified_name(), level, message, values))
@@ -183,22 +367,39 @@ class PointGroupNode(Node):
         self._mailbox.close()
         if self._worker.is_alive():
             self._worker.join(timeout=10.0)
+        self._remove_log_handler()
         super().destroy_node()
 
 
-def main(args: list[str] | None = None) -> None:
-    """Entry point of `ros2 run pointgroup_ros pointgroup_node`."""
+def main(args: list[str] | None = None, node_factory: Callable[[], PointGroupNode] | None = None) -> None:
+    """Entry point of `ros2 run pointgroup_ros pointgroup_node`.
+
+    Spins until shutdown (Ctrl-C) or until the model fails to load: then, as when the node cannot be built at
+    all (bad configuration, weights or parameters), the reason is logged and the process exits with code 1, so
+    that `ros2 launch` reports it and respawn can act. node_factory: tests build the node with fakes.
+    """
     rclpy.init(args=args)
-    node = None
+    node: PointGroupNode | None = None
+    code = 0
     try:
-        node = PointGroupNode()
-        rclpy.spin(node)
+        try:
+            node = (node_factory or PointGroupNode)()
+        except (ModelLoadError, ValueError) as exc:
+            get_logger("pointgroup").fatal(f"cannot start: {exc}")
+            code = 1
+        else:
+            rclpy.spin_until_future_complete(node, node.failure)
+            if node.failure.done():
+                node.get_logger().fatal("exiting with code 1: the model failed to load (see above)")
+                code = 1
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
+    if code:
+        sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """The node's ROS parameters: one table derived from the typed config, validation, and rclpy descriptors.
 
-Defaults of the tunables come from GroupingConfig / PostprocessConfig of the loaded preset (config.py is
-the one source of truth); validation calls their validate(), so a value the pipeline would refuse is
+Defaults of the tunables come from PreprocessConfig / GroupingConfig / PostprocessConfig of the loaded
+configuration (config.py is the one source of truth; the node takes the configuration stored in the weights
+unless `config` names one); validation calls their validate(), so a value the pipeline would refuse is
 refused here with the same reason. Everything except to_descriptor() works without ROS.
 """
 from __future__ import annotations
@@ -10,12 +11,20 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from ..config import CLUSTER_SETS, Config, ConfigError, GroupingConfig, PostprocessConfig
+from ..config import CLUSTER_SETS, Config, ConfigError, GroupingConfig, PostprocessConfig, PreprocessConfig
+from ..transforms import normalize_frame
 
 RELIABILITY = ("reliable", "best_effort")
 MAX_POINTS_RANGE = (1_000, 10_000_000)
 COUNT_MAX = 10_000_000  # upper bound of the point-count parameters' ranges
 DEPTH_RANGE = (1, 1_000)
+VOXEL_RANGE = (0.0, 1.0)  # metres (PreprocessConfig.validate's range)
+RANGE_LIMIT = (0.0, 1_000.0)  # metres, min_range / max_range
+TF_TIMEOUT_RANGE = (0.0, 10.0)  # seconds
+LIFETIME_RANGE = (0.0, 3_600.0)  # seconds
+# parameters whose defaults come from the loaded model's configuration: the shipped params file leaves them out
+FROM_MODEL = ("voxel_size", "cluster_radius", "cluster_radius_shifted", "cluster_min_points", "cluster_sets",
+              "score_threshold", "nms_iou_threshold", "min_instance_points")
 
 
 class ParameterError(ValueError):
@@ -53,19 +62,34 @@ class ParamSpec:
 def param_specs(cfg: Config | None = None, class_names: tuple[str, ...] | None = None) -> tuple[ParamSpec, ...]:
     """Every parameter the node declares, in declaration order; tunables default to cfg's values."""
     cfg = cfg or Config()
-    g, p = cfg.grouping, cfg.postprocess
+    g, p, pre = cfg.grouping, cfg.postprocess, cfg.preprocess
     names = tuple(class_names if class_names is not None else cfg.data.class_names)
     return (
-        ParamSpec("config", "synthetic", "Configuration preset name (synthetic, scannet, s3dis) or path to a "
-                  "config YAML; it gives the classes, the network shape and the tunables' defaults", read_only=True),
+        ParamSpec("config", "", "Configuration: empty = the one stored in the weights (the shipped demo model's "
+                  "when weights are empty too); or a preset name (synthetic, scannet, s3dis) or a config YAML path, "
+                  "which must fit the weights. It gives the classes, the network shape and the tunables' defaults",
+                  read_only=True),
         ParamSpec("weights", "", "Path of the model checkpoint (.pth); empty: the shipped demo model when it fits "
                   "the configuration (the synthetic preset), else random weights (warned)", read_only=True),
         ParamSpec("device", "auto", "Torch device: auto (CUDA when available, else CPU), cpu, cuda or cuda:N",
                   read_only=True),
         ParamSpec("class_names", names, "Semantic class names of the loaded model (reported, not settable)",
                   read_only=True, in_params_file=False),
-        ParamSpec("max_points", 300_000, "Clouds with more valid points are randomly subsampled to this many "
-                  "(every input point still gets a result); bounds time and GPU memory", int_range=MAX_POINTS_RANGE),
+        ParamSpec("gravity_frame", "", "TF frame whose +z is up (e.g. base_link, map): the cloud is rotated into it "
+                  "(tf2 lookup at the cloud's stamp) before the network, and detections, markers and instances are "
+                  "published in it; empty: the input frame is taken as gravity-aligned (no TF)"),
+        ParamSpec("tf_timeout", 0.1, "Seconds to wait for the gravity_frame <- input frame transform; a frame "
+                  "without one is skipped", float_range=TF_TIMEOUT_RANGE),
+        ParamSpec("voxel_size", cfg.voxel_size, "Downsampling voxel in metres before the network (points "
+                  "averaged per voxel; default: the network's own voxel); 0: no downsampling",
+                  float_range=VOXEL_RANGE),
+        ParamSpec("min_range", pre.min_range, "Points closer than this to the sensor (the input frame's origin) "
+                  "are ignored, metres; 0: off", float_range=RANGE_LIMIT),
+        ParamSpec("max_range", pre.max_range, "Points farther than this from the sensor (the input frame's origin) "
+                  "are ignored, metres; 0: off", float_range=RANGE_LIMIT),
+        ParamSpec("max_points", 300_000, "Cap on the points the network sees, after voxel downsampling: more are "
+                  "randomly subsampled (every input point still gets a result); bounds time and GPU memory",
+                  int_range=MAX_POINTS_RANGE),
         ParamSpec("cluster_radius", g.radius, "Grouping radius in metres: points closer than this with the "
                   "same semantic class join one cluster", float_range=(0.001, 1.0)),
         ParamSpec("cluster_radius_shifted", g.shifted_radius, "Grouping radius in metres on the offset-shifted "
@@ -80,6 +104,8 @@ def param_specs(cfg: Config | None = None, class_names: tuple[str, ...] | None =
                   "overlapping more than this (point IoU), the lower-scoring one is removed", float_range=(0.0, 1.0)),
         ParamSpec("min_instance_points", p.min_instance_points, "Instances with fewer points are not reported",
                   int_range=(0, COUNT_MAX)),
+        ParamSpec("marker_lifetime", 0.0, "Lifetime of the box and label markers in seconds (RViz removes them "
+                  "when the input stops); 0: until replaced by the next frame", float_range=LIFETIME_RANGE),
         ParamSpec("publish_labeled_points", True, "Publish ~/labeled_points (sensor_msgs/PointCloud2)"),
         ParamSpec("publish_detections", True, "Publish ~/detections (vision_msgs/Detection3DArray)"),
         ParamSpec("publish_markers", True, "Publish ~/markers (visualization_msgs/MarkerArray)"),
@@ -99,13 +125,23 @@ def param_specs(cfg: Config | None = None, class_names: tuple[str, ...] | None =
 SPECS_BY_NAME = {s.name: s for s in param_specs()}
 
 
+def _default_preprocess() -> PreprocessConfig:
+    return PreprocessConfig(voxel_size=Config().voxel_size)
+
+
 @dataclass(frozen=True)
 class NodeSettings:
-    """The values the worker reads for each frame (swapped atomically when parameters change)."""
+    """The values the worker reads for each frame (swapped atomically when parameters change).
 
+    preprocess.voxel_size is always resolved (a number, never None)."""
+
+    preprocess: PreprocessConfig = dataclasses.field(default_factory=_default_preprocess)
     grouping: GroupingConfig = GroupingConfig()
     postprocess: PostprocessConfig = PostprocessConfig()
     max_points: int = 300_000
+    gravity_frame: str = ""
+    tf_timeout: float = 0.1
+    marker_lifetime: float = 0.0
     publish_labeled_points: bool = True
     publish_detections: bool = True
     publish_markers: bool = True
@@ -113,25 +149,33 @@ class NodeSettings:
 
     def values(self) -> dict[str, Any]:
         """Parameter name -> value."""
-        return {"max_points": self.max_points, "cluster_radius": self.grouping.radius,
+        return {"gravity_frame": self.gravity_frame, "tf_timeout": self.tf_timeout,
+                "voxel_size": self.preprocess.voxel_size, "min_range": self.preprocess.min_range,
+                "max_range": self.preprocess.max_range, "max_points": self.max_points,
+                "cluster_radius": self.grouping.radius,
                 "cluster_radius_shifted": self.grouping.shifted_radius,
                 "cluster_min_points": self.grouping.min_points, "cluster_sets": self.grouping.sets,
                 "score_threshold": self.postprocess.score_threshold,
                 "nms_iou_threshold": self.postprocess.nms_iou_threshold,
                 "min_instance_points": self.postprocess.min_instance_points,
+                "marker_lifetime": self.marker_lifetime,
                 **{k: getattr(self, k) for k in PUBLISH_FLAGS}}
 
 
 PUBLISH_FLAGS = ("publish_labeled_points", "publish_detections", "publish_markers", "publish_instances")
 TUNABLE = tuple(NodeSettings().values())
+_PREPROCESS_KEYS = {"voxel_size": "voxel_size", "min_range": "min_range", "max_range": "max_range"}
 _GROUPING_KEYS = {"cluster_radius": "radius", "cluster_radius_shifted": "shifted_radius",
                   "cluster_min_points": "min_points", "cluster_sets": "sets"}
 _POSTPROCESS_KEYS = {"score_threshold": "score_threshold", "nms_iou_threshold": "nms_iou_threshold",
                      "min_instance_points": "min_instance_points"}
+_PLAIN_KEYS = ("max_points", "gravity_frame", "tf_timeout", "marker_lifetime") + PUBLISH_FLAGS
 
 
 def settings_from_config(cfg: Config, max_points: int = 300_000) -> NodeSettings:
-    return NodeSettings(grouping=cfg.grouping, postprocess=cfg.postprocess, max_points=max_points)
+    preprocess = dataclasses.replace(cfg.preprocess, voxel_size=cfg.voxel_size)
+    return NodeSettings(preprocess=preprocess, grouping=cfg.grouping, postprocess=cfg.postprocess,
+                        max_points=max_points)
 
 
 def check_value(spec: ParamSpec, value: Any) -> Any:
@@ -176,21 +220,42 @@ def apply_changes(settings: NodeSettings, changes: Mapping[str, Any],
         if spec.read_only:
             raise ParameterError(f"{name} is read-only (restart the node to change it)")
         values[name] = check_value(spec, value)
+    if "gravity_frame" in changes:
+        frame = normalize_frame(values["gravity_frame"])
+        if any(c.isspace() for c in frame):
+            raise ParameterError(f"gravity_frame: a TF frame name has no white space, got {values['gravity_frame']!r}")
+        values["gravity_frame"] = frame
     try:
+        preprocess = PreprocessConfig(**{key: values[name] for name, key in _PREPROCESS_KEYS.items()})
         grouping = GroupingConfig(**{key: values[name] for name, key in _GROUPING_KEYS.items()})
         postprocess = PostprocessConfig(**{key: values[name] for name, key in _POSTPROCESS_KEYS.items()})
+        preprocess.validate()
         grouping.validate()
         postprocess.validate()
     except ConfigError as exc:
-        raise ParameterError(str(exc)) from None
-    return dataclasses.replace(settings, grouping=grouping, postprocess=postprocess,
-                               max_points=values["max_points"], **{k: values[k] for k in PUBLISH_FLAGS})
+        raise ParameterError(_parameter_names(str(exc))) from None
+    return dataclasses.replace(settings, preprocess=preprocess, grouping=grouping, postprocess=postprocess,
+                               **{k: values[k] for k in _PLAIN_KEYS})
+
+
+_CONFIG_TO_PARAM = {f"{section}.{key}": name for section, keys in (("preprocess", _PREPROCESS_KEYS),
+                                                                     ("grouping", _GROUPING_KEYS),
+                                                                     ("postprocess", _POSTPROCESS_KEYS))
+                    for name, key in keys.items()}
+
+
+def _parameter_names(reason: str) -> str:
+    """A ConfigError's reason with the configuration's key (preprocess.max_range) named as the parameter."""
+    key = reason.split(":", 1)[0]
+    name = _CONFIG_TO_PARAM.get(key)
+    return f"{name}:{reason.split(':', 1)[1]}" if name else reason
 
 
 def params_file_values(cfg: Config | None = None) -> dict[str, Any]:
-    """Parameter name -> default for every parameter a params file may set (the shipped YAML's content)."""
+    """Parameter name -> default for every parameter the shipped params file sets: all a params file may set
+    except those whose defaults come from the model's configuration (FROM_MODEL), which it leaves out."""
     return {s.name: (list(s.default) if isinstance(s.default, tuple) else s.default)
-            for s in param_specs(cfg) if s.in_params_file}
+            for s in param_specs(cfg) if s.in_params_file and s.name not in FROM_MODEL}
 
 
 def to_descriptor(spec: ParamSpec) -> Any:

@@ -1,7 +1,10 @@
 """One frame through the pipeline, shared by the node and the offline runner (no rclpy here).
 
 FrameProcessor: PointCloud2 -> decode -> Pipeline.segment -> the requested output messages, with stage
-timings. LatestMailbox: the node's one-slot hand-over from the subscription callback to the worker thread
+timings; with a gravity frame (name and 4x4 transform from the input frame), the points are segmented in that
+z-up frame and detections, markers and instances are stamped with it, while the labeled cloud keeps the input's
+header (it is point-for-point the input cloud). An empty cloud, or one without a usable point, is still a
+frame: a labeled cloud of the same shape, markers that only clear (DELETEALL), no detections, no instances. LatestMailbox: the node's one-slot hand-over from the subscription callback to the worker thread
 (a newer frame replaces an unprocessed one, which is counted as dropped). FrameStats: what /diagnostics says.
 """
 from __future__ import annotations
@@ -14,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 import numpy as np
 
 from ..cloud_io import CloudArrays
-from ..config import GroupingConfig, PostprocessConfig
+from ..config import GroupingConfig, PostprocessConfig, PreprocessConfig
 from .cloud import CloudLayout, cloud_layout, decode_cloud, encode_labeled_cloud
 from .kit import MessageKit
 from .messages import build_detections, build_instances, build_markers
@@ -34,8 +37,9 @@ class SegmentingPipeline(Protocol):
     def class_names(self) -> tuple[str, ...]: ...
 
     def segment(self, xyz: np.ndarray, rgb: np.ndarray | None = None, valid: np.ndarray | None = None,
-                grouping: GroupingConfig | None = None,
-                postprocess: PostprocessConfig | None = None) -> "Segmentation": ...
+                grouping: GroupingConfig | None = None, postprocess: PostprocessConfig | None = None,
+                preprocess: PreprocessConfig | None = None,
+                gravity_transform: np.ndarray | None = None) -> "Segmentation": ...
 
 
 @dataclass
@@ -49,17 +53,29 @@ class FrameResult:
     timings_ms: dict[str, float]
 
 
-class FrameProcessor:
-    """Turns PointCloud2 messages into output messages with one pipeline and one message kit."""
+Gravity = tuple[str, np.ndarray]  # (gravity frame id, rigid 4x4 transform: input frame -> gravity frame)
 
-    def __init__(self, pipeline: SegmentingPipeline, kit: MessageKit) -> None:
+
+class FrameProcessor:
+    """Turns PointCloud2 messages into output messages with one pipeline and one message kit.
+
+    marker_lifetime: seconds the box and label markers live (0: until replaced); the node updates it live.
+    """
+
+    def __init__(self, pipeline: SegmentingPipeline, kit: MessageKit, marker_lifetime: float = 0.0) -> None:
         self.pipeline = pipeline
         self.kit = kit
+        self.marker_lifetime = marker_lifetime
 
     def process(self, msg: Any, outputs: tuple[str, ...] = OUTPUTS, grouping: GroupingConfig | None = None,
-                postprocess: PostprocessConfig | None = None) -> FrameResult:
+                postprocess: PostprocessConfig | None = None, preprocess: PreprocessConfig | None = None,
+                gravity: Gravity | None = None) -> FrameResult:
         """Segment `msg` and build the messages named in `outputs` (a subset of OUTPUTS).
 
+        grouping / postprocess / preprocess: per-frame settings (None: the pipeline's configuration).
+        gravity: None (the input frame is z-up), or (gravity frame id, 4x4 matrix taking input points into it):
+        the pipeline segments in that frame, and detections, markers and instances get header.frame_id = the
+        gravity frame (same stamp); the labeled cloud keeps the input header.
         Raises cloud.CloudFormatError for a malformed cloud (nothing is built then).
         """
         unknown = set(outputs) - set(OUTPUTS)
@@ -69,13 +85,24 @@ class FrameProcessor:
         layout = cloud_layout(msg)
         cloud = decode_cloud(msg, layout=layout)
         t1 = time.perf_counter()
-        seg = self.pipeline.segment(cloud.xyz, cloud.rgb, cloud.valid, grouping=grouping, postprocess=postprocess)
+        extra: dict[str, Any] = {}  # only what is set: a pipeline without these arguments still works without them
+        if preprocess is not None:
+            extra["preprocess"] = preprocess
+        if gravity is not None:
+            extra["gravity_transform"] = np.asarray(gravity[1], np.float64)
+        seg = self.pipeline.segment(cloud.xyz, cloud.rgb, cloud.valid, grouping=grouping, postprocess=postprocess,
+                                    **extra)
         t2 = time.perf_counter()
         if seg.semantic.shape[0] != cloud.num_points:
             raise RuntimeError(f"pipeline returned {seg.semantic.shape[0]} labels for {cloud.num_points} points")
+        if gravity is not None and getattr(seg, "frame", "gravity") != "gravity":
+            raise RuntimeError(f"pipeline returned boxes in the {seg.frame!r} frame although a gravity transform "
+                               "was given")
         timings = {"decode": (t1 - t0) * 1e3, **{f"pipeline/{k}": v for k, v in seg.timings_ms.items()},
                    "pipeline": (t2 - t1) * 1e3}
         header = msg.header
+        # boxes and instances live where the pipeline put them: the gravity frame when one was given
+        box_header = header if gravity is None else _Header(header.stamp, gravity[0])
         messages: dict[str, Any] = {}
         for name in OUTPUTS:
             if name not in outputs:
@@ -84,14 +111,22 @@ class FrameProcessor:
             if name == "labeled_points":
                 messages[name] = encode_labeled_cloud(self.kit, header, cloud, seg)
             elif name == "detections":
-                messages[name] = build_detections(self.kit, header, seg)
+                messages[name] = build_detections(self.kit, box_header, seg)
             elif name == "markers":
-                messages[name] = build_markers(self.kit, header, seg)
+                messages[name] = build_markers(self.kit, box_header, seg, lifetime=self.marker_lifetime)
             else:
-                messages[name] = build_instances(self.kit, header, seg, cloud.height, cloud.width)
+                messages[name] = build_instances(self.kit, box_header, seg, cloud.height, cloud.width)
             timings[f"build/{name}"] = (time.perf_counter() - t) * 1e3
         timings["total"] = (time.perf_counter() - t0) * 1e3
         return FrameResult(cloud, layout, seg, messages, timings)
+
+
+@dataclass(frozen=True)
+class _Header:
+    """A header-like (stamp, frame_id) pair: header_of() copies it into each output's own header."""
+
+    stamp: Any
+    frame_id: str
 
 
 T = TypeVar("T")
@@ -142,8 +177,10 @@ class FrameStats:
     frames_processed: int = 0
     frames_rejected: int = 0  # malformed input
     frames_failed: int = 0  # exceptions in the pipeline or the builders
+    frames_skipped_no_tf: int = 0  # no gravity_frame <- input frame transform at the cloud's stamp
     last_points: int = 0
     last_instances: int = 0
+    last_network_points: int = 0
     last_input_age_ms: float = float("nan")
     last_timings_ms: dict[str, float] = field(default_factory=dict)
     last_error: str = ""
@@ -155,6 +192,7 @@ class FrameStats:
             self.frames_processed += 1
             self.last_points = result.cloud.num_points
             self.last_instances = result.seg.num_instances
+            self.last_network_points = int(getattr(result.seg, "network_points", 0))
             self.last_input_age_ms = input_age_ms
             self.last_timings_ms = dict(result.timings_ms)
             self.last_frame_ok = True
@@ -168,13 +206,22 @@ class FrameStats:
             self.last_error = error
             self.last_frame_ok = False
 
+    def record_skip(self, error: str) -> None:
+        """A frame skipped because its transform to the gravity frame is not available."""
+        with self.lock:
+            self.frames_skipped_no_tf += 1
+            self.last_error = error
+            self.last_frame_ok = False
+
     def key_values(self, dropped: int, received: int) -> list[tuple[str, str]]:
         """(key, value) strings for a diagnostic_msgs/DiagnosticStatus."""
         with self.lock:
             values = [("frames received", str(received)), ("frames processed", str(self.frames_processed)),
                       ("frames dropped (newer frame arrived)", str(dropped)),
                       ("frames rejected (bad input)", str(self.frames_rejected)),
+                      ("frames skipped (no transform)", str(self.frames_skipped_no_tf)),
                       ("frames failed", str(self.frames_failed)), ("points in last frame", str(self.last_points)),
+                      ("points seen by the network in last frame", str(self.last_network_points)),
                       ("instances in last frame", str(self.last_instances)),
                       ("input age ms (last frame, at publish)", f"{self.last_input_age_ms:.1f}")]
             values += [(f"time ms: {k}", f"{v:.2f}") for k, v in self.last_timings_ms.items()]

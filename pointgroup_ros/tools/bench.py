@@ -38,6 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "authors' full-size network; without --weights it is randomly initialised)")
     parser.add_argument("--scannet", type=Path, default=None,
                         help="folder with ScanNet <scene>_vert_all.npy / _sem_label_all.npy / _ins_label_all.npy")
+    parser.add_argument("--camera", type=Path, default=None,
+                        help="pipeline section: an organized RGB-D capture (.pcd), resampled to 848x480 like a "
+                             "RealSense frame, segmented with and without voxel downsampling")
 
 
 @dataclass
@@ -217,6 +220,34 @@ def tiled_rooms(n_points: int, seed: int = 0) -> tuple[Any, Any]:
     return np.concatenate(xyz)[:n_points].astype(np.float32), np.concatenate(rgb)[:n_points]
 
 
+def camera_frame(path: Path, height: int = 480, width: int = 848) -> Any:
+    """An organized capture resampled to height x width by bilinear interpolation in the image, as a denser
+    camera would see the same scene (a pixel stays NaN unless its four source pixels are all valid)."""
+    import numpy as np
+
+    from pointgroup_ros.cloud_io import make_cloud, read_cloud
+
+    cloud = read_cloud(path)
+    if cloud.height <= 1:
+        raise ValueError(f"{path}: not an organized cloud (height {cloud.height})")
+    grid = cloud.xyz.reshape(cloud.height, cloud.width, 3).astype(np.float64)
+    colour = (cloud.rgb if cloud.rgb is not None else np.full((cloud.num_points, 3), 128, np.uint8))
+    colour = colour.reshape(cloud.height, cloud.width, 3).astype(np.float64)
+    v = np.linspace(0, cloud.height - 1, height)
+    u = np.linspace(0, cloud.width - 1, width)
+    v0, u0 = np.minimum(v.astype(int), cloud.height - 2), np.minimum(u.astype(int), cloud.width - 2)
+    fv, fu = (v - v0)[:, None, None], (u - u0)[None, :, None]
+
+    def lerp(img: Any) -> Any:
+        a, b = img[v0][:, u0], img[v0][:, u0 + 1]
+        c, d = img[v0 + 1][:, u0], img[v0 + 1][:, u0 + 1]
+        return (a * (1 - fu) + b * fu) * (1 - fv) + (c * (1 - fu) + d * fu) * fv
+
+    xyz = lerp(grid).reshape(-1, 3)  # NaN wherever a source pixel is NaN
+    rgb = np.nan_to_num(lerp(colour).reshape(-1, 3), nan=0.0).clip(0, 255).astype(np.uint8)
+    return make_cloud(xyz, rgb, height=height, width=width)
+
+
 def pipeline_section(args: argparse.Namespace, scenes: list[Scene], device: str) -> list[dict[str, Any]]:
     """The whole frame as the node runs it: PointCloud2 decode, the pipeline's stages, message building."""
     import resource
@@ -225,7 +256,7 @@ def pipeline_section(args: argparse.Namespace, scenes: list[Scene], device: str)
     import numpy as np
     import torch
 
-    from pointgroup_ros.config import load_config
+    from pointgroup_ros.config import PreprocessConfig, load_config
     from pointgroup_ros.pipeline import Pipeline
     from pointgroup_ros.ros.cloud import encode_cloud
     from pointgroup_ros.ros.kit import RosbagsKit
@@ -244,16 +275,23 @@ def pipeline_section(args: argparse.Namespace, scenes: list[Scene], device: str)
             vert = np.load(path, allow_pickle=False)
             inputs.append((f"ScanNet {path.name[:12]}", vert[:, :3].astype(np.float32),
                            np.clip(vert[:, 3:6], 0, 255).astype(np.uint8)))
+    cases = [(name, encode_cloud(kit, header, xyz, rgb), None) for name, xyz, rgb in inputs]
+    if args.camera is not None:
+        frame = camera_frame(args.camera)
+        msg = encode_cloud(kit, header, frame.xyz, frame.rgb, height=frame.height)
+        raw = PreprocessConfig(voxel_size=0.0)
+        cases += [(f"camera 848x480 {args.camera.stem}", msg, None), (f"  same, no downsampling", msg, raw)]
     rows = []
-    for name, xyz, rgb in inputs:
-        msg = encode_cloud(kit, header, xyz, rgb)
-        processor.process(msg)  # warm-up: allocator, kernels
+    for name, msg, preprocess in cases:
+        processor.process(msg, preprocess=preprocess)  # warm-up: allocator, kernels
         if device == "cuda":
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
-        runs = [processor.process(msg) for _ in range(args.repeat)]
+        runs = [processor.process(msg, preprocess=preprocess) for _ in range(args.repeat)]
         keys = [k for k in runs[0].timings_ms if k != "pipeline"]
-        row: dict[str, Any] = {"scene": name, "points": len(xyz), "device": device}
+        row: dict[str, Any] = {"scene": name, "points": int(runs[0].cloud.valid.sum()) if runs[0].cloud.valid is not None
+                               else runs[0].cloud.num_points, "network points": runs[0].seg.network_points,
+                               "device": device}
         row.update({k.split("/")[-1] if k.startswith("pipeline/") else k:
                     statistics.median(r.timings_ms.get(k, 0.0) for r in runs) for k in keys})
         row["instances"] = runs[-1].seg.num_instances

@@ -30,3 +30,23 @@ def test_gpu_and_cpu_pipelines_agree_on_a_held_out_room() -> None:
         xyz = torch.from_numpy(scene.xyz)
         out = gpu_pipe.model(PointBatch(xyz, torch.zeros_like(xyz), torch.zeros(len(xyz), dtype=torch.int64), 1))
     assert out.semantic_logits.shape == (len(xyz), len(gpu_pipe.class_names))
+
+
+def test_gpu_pipeline_on_robot_input_agrees_with_the_cpu() -> None:
+    """Gravity transform, centring, voxel downsampling and the per-voxel spread-back on CUDA; empty input."""
+    from pointgroup_ros.evaluation.views import view_points
+
+    scene = generate_scene(HELD_OUT_SEED_BASE + 4)
+    rgb = np.clip(scene.rgb, 0, 255).astype(np.uint8)
+    xyz, gravity = view_points(scene.xyz, "optical", seed=4)
+    dense = np.repeat(xyz, 3, axis=0) + np.random.default_rng(0).normal(0, 0.002, (3 * len(xyz), 3)).astype(np.float32)
+    cpu = Pipeline(device="cpu").segment(dense, np.repeat(rgb, 3, axis=0), gravity_transform=gravity)
+    gpu_pipe = Pipeline(device="cuda")
+    gpu = gpu_pipe.segment(dense, np.repeat(rgb, 3, axis=0), gravity_transform=gravity)
+    assert gpu.frame == "gravity" and gpu.network_points == cpu.network_points < len(dense) / 2
+    assert (cpu.semantic == gpu.semantic).mean() > 0.995
+    assert abs(cpu.num_instances - gpu.num_instances) <= 1
+    empty = gpu_pipe.segment(np.zeros((0, 3), np.float32), gravity_transform=gravity)
+    assert empty.num_instances == 0 and empty.frame == "gravity"
+    nan = gpu_pipe.segment(np.full((100, 3), np.nan, np.float32))
+    assert np.all(nan.semantic == -1)

@@ -17,9 +17,12 @@ class RecordingPipeline:
     def __init__(self, cfg) -> None:
         self.cfg = cfg
         self.calls: list[tuple] = []
+        self.inputs: list[tuple] = []
 
-    def segment(self, xyz, rgb, grouping=None, postprocess=None) -> Segmentation:
+    def segment(self, xyz, rgb, grouping=None, postprocess=None, preprocess=None,
+                gravity_transform=None) -> Segmentation:
         self.calls.append((grouping, postprocess))
+        self.inputs.append((preprocess, gravity_transform))
         n = len(xyz)
         return Segmentation(np.zeros(n, np.int32), np.full(n, -1, np.int32), np.zeros(0, np.int32),
                             np.zeros(0, np.float32), np.zeros(0, np.int64), np.zeros(1, np.int64),
@@ -42,3 +45,17 @@ def test_ablation_keeps_the_configured_radii_and_thresholds() -> None:
     compare_cluster_sets(pipe, [scene], grouping=tuned, postprocess=post)
     assert [g for g, _ in pipe.calls] == [dataclasses.replace(tuned, sets=s) for s in ("p", "q", "both")]
     assert all(p == post for _, p in pipe.calls)
+
+
+def test_views_hand_the_pipeline_the_sensor_frame_and_its_gravity_transform() -> None:
+    cfg = load_config("synthetic")
+    rng = np.random.default_rng(0)
+    scene = SimpleNamespace(xyz=rng.uniform(-2, 2, (50, 3)).astype(np.float32), rgb=np.zeros((50, 3), np.uint8),
+                            semantic=np.full(50, 2), instance=np.zeros(50, np.int64))
+    pipe = RecordingPipeline(cfg)
+    fine = dataclasses.replace(cfg.preprocess, voxel_size=0.0)
+    compare_cluster_sets(pipe, [scene], view="optical", preprocess=fine)
+    assert all(pre == fine for pre, _ in pipe.inputs)
+    gravity = pipe.inputs[0][1]
+    assert gravity is not None and gravity.shape == (4, 4)
+    assert not np.allclose(gravity, np.eye(4))  # a tilted camera, not the identity

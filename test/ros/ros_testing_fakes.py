@@ -2,14 +2,16 @@
 
 The conversion, message, runner and node mechanics do not need the network: FakePipeline groups the valid
 points into 0.25 m grid cells (one instance per cell with enough points, class from the cell's height),
-honouring grouping.min_points and postprocess.min_instance_points / score_threshold like the real one.
+honouring grouping.min_points and postprocess.min_instance_points / score_threshold like the real one, the
+preprocess ranges (min_range / max_range from the input frame's origin; voxel_size is recorded, not applied)
+and a gravity_transform (cells and boxes in the transformed frame, Segmentation.frame "gravity").
 Deterministic and vectorised.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from pointgroup_ros.config import Config, GroupingConfig, PostprocessConfig
+from pointgroup_ros.config import Config, GroupingConfig, PostprocessConfig, PreprocessConfig
 from pointgroup_ros.pipeline import Segmentation
 
 CELL = 0.25  # metres
@@ -28,14 +30,29 @@ class FakePipeline:
         return self.cfg.data.class_names
 
     def segment(self, xyz: np.ndarray, rgb: np.ndarray | None = None, valid: np.ndarray | None = None,
-                grouping: GroupingConfig | None = None, postprocess: PostprocessConfig | None = None) -> Segmentation:
+                grouping: GroupingConfig | None = None, postprocess: PostprocessConfig | None = None,
+                preprocess: PreprocessConfig | None = None,
+                gravity_transform: np.ndarray | None = None) -> Segmentation:
         grouping = grouping or self.cfg.grouping
         postprocess = postprocess or self.cfg.postprocess
+        preprocess = preprocess or self.cfg.preprocess
         n = xyz.shape[0]
-        valid = np.isfinite(xyz).all(axis=1) if valid is None else valid
-        self.calls.append({"n": n, "rgb": rgb is not None, "grouping": grouping, "postprocess": postprocess})
+        valid = np.isfinite(xyz).all(axis=1) if valid is None else valid & np.isfinite(xyz).all(axis=1)
+        self.calls.append({"n": n, "rgb": rgb is not None, "grouping": grouping, "postprocess": postprocess,
+                           "preprocess": preprocess, "gravity_transform": gravity_transform})
+        dist = np.linalg.norm(np.where(valid[:, None], xyz, 0).astype(np.float64), axis=1)
+        if preprocess.min_range > 0:
+            valid = valid & (dist >= preprocess.min_range)
+        if preprocess.max_range > 0:
+            valid = valid & (dist <= preprocess.max_range)
+        frame = "input" if gravity_transform is None else "gravity"
         idx = np.flatnonzero(valid)
+        if idx.size == 0:
+            return Segmentation.empty(n, tuple(self.class_names), frame)
         pts = xyz[idx].astype(np.float64)
+        if gravity_transform is not None:
+            g = np.asarray(gravity_transform, np.float64)
+            pts = pts @ g[:3, :3].T + g[:3, 3]
         num_classes = len(self.class_names)
         semantic = np.full(n, -1, np.int32)
         cells = np.floor(pts / self.cell).astype(np.int64)
@@ -58,13 +75,16 @@ class FakePipeline:
         offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
         box_min = np.full((m, 3), np.inf, np.float32)
         box_max = np.full((m, 3), -np.inf, np.float32)
-        np.minimum.at(box_min, instance[point_idx], xyz[point_idx])
-        np.maximum.at(box_max, instance[point_idx], xyz[point_idx])
+        where = np.empty((n, 3), np.float32)  # the points in the frame the boxes are reported in
+        where[idx] = pts
+        np.minimum.at(box_min, instance[point_idx], where[point_idx])
+        np.maximum.at(box_max, instance[point_idx], where[point_idx])
         inst_class = semantic[point_idx[offsets[:-1]]] if m else np.zeros(0, np.int32)
         return Segmentation(semantic=semantic, instance=instance, instance_class=inst_class.astype(np.int32),
                             instance_score=score_of_cell[order].astype(np.float32), instance_point_idx=point_idx,
                             instance_offsets=offsets, box_min=box_min, box_max=box_max,
-                            class_names=tuple(self.class_names), timings_ms={"fake": 0.1})
+                            class_names=tuple(self.class_names), frame=frame, network_points=int(idx.size),
+                            timings_ms={"fake": 0.1})
 
 
 def make_segmentation(n: int, class_names: tuple[str, ...] = ("chair", "table", "lamp")) -> Segmentation:

@@ -141,3 +141,32 @@ def test_float32_rgb_field_and_unorganized_cloud():
     decoded = decode_cloud(msg)
     assert (decoded.height, decoded.width) == (1, 1000) and decoded.valid.all()
     np.testing.assert_array_equal(decoded.rgb, rgb)
+
+
+@pytest.mark.parametrize("height,width,colour", [(1, 0, "rgb"), (0, 0, "rgb"), (0, 640, "r,g,b"), (480, 0, "none")])
+def test_valid_empty_clouds_decode_to_no_points(height, width, colour):
+    """An empty cloud is a frame (no points), not an error: the node answers it with empty outputs."""
+    kit = RosbagsKit(typestore("humble"))
+    msg = encode_cloud(kit, kit.make("std_msgs/msg/Header"), np.zeros((0, 3), np.float32),
+                       None if colour == "none" else np.zeros((0, 3), np.uint8), colour=colour)
+    msg.height, msg.width, msg.row_step = height, width, msg.point_step * width
+    layout = cloud_layout(msg)
+    assert layout.num_points == 0
+    decoded = decode_cloud(msg)
+    assert (decoded.height, decoded.width, decoded.num_points) == (height, width, 0)
+    assert decoded.xyz.shape == (0, 3) and decoded.valid.shape == (0,)
+    assert (decoded.rgb is None) == (colour == "none")
+
+
+@pytest.mark.parametrize("change,message", [
+    (lambda m: setattr(m, "data", np.zeros(16, np.uint8)), "empty cloud .* with 16 bytes of data"),
+    (lambda m: setattr(m, "fields", []), "no x, y, z field"),
+    (lambda m: setattr(m, "point_step", 0), "point_step 0 is out of range"),
+    (lambda m: (setattr(m, "height", 2), setattr(m, "row_step", 16)), "expected row_step"),
+])
+def test_malformed_empty_clouds_are_still_rejected(change, message):
+    kit = RosbagsKit(typestore("humble"))
+    msg = encode_cloud(kit, kit.make("std_msgs/msg/Header"), np.zeros((0, 3), np.float32), np.zeros((0, 3), np.uint8))
+    change(msg)
+    with pytest.raises(CloudFormatError, match=message):
+        decode_cloud(msg)

@@ -238,3 +238,94 @@ def test_packed_rgb_is_never_nan():
     packed = pack_rgb(colours)
     assert np.isfinite(packed.view(np.float32)).all()
     np.testing.assert_array_equal(unpack_rgb(packed.view(np.float32)), colours)
+
+
+@pytest.mark.parametrize("distro", DISTROS)
+def test_marker_lifetime(frame, distro):
+    cloud, seg = frame
+    store = typestore(distro)
+    kit = RosbagsKit(store)
+    back = _cdr(store, build_markers(kit, _header(kit), seg, lifetime=1.25), "visualization_msgs/msg/MarkerArray")
+    assert back.markers[0].action == DELETEALL
+    assert len(back.markers) == 1 + 2 * seg.num_instances
+    for m in back.markers[1:]:
+        assert (m.lifetime.sec, m.lifetime.nanosec) == (1, 250_000_000)
+    default = build_markers(kit, _header(kit), seg)
+    assert all((m.lifetime.sec, m.lifetime.nanosec) == (0, 0) for m in default.markers)  # until replaced
+
+
+@pytest.mark.parametrize("height,width", [(1, 0), (0, 0), (480, 0)])
+def test_segmentation_empty_gives_a_clearing_frame(height, width):
+    from pointgroup_ros.pipeline import Segmentation
+
+    store = typestore("humble")
+    kit = RosbagsKit(store)
+    seg = Segmentation.empty(height * width, ("chair", "table"))
+    cloud = make_cloud(np.zeros((0, 3), np.float32), height=height, width=width)
+    labeled = _cdr(store, encode_labeled_cloud(kit, _header(kit), cloud, seg), "sensor_msgs/msg/PointCloud2")
+    assert (labeled.height, labeled.width, len(labeled.data)) == (height, width, 0)
+    markers = _cdr(store, build_markers(kit, _header(kit), seg, lifetime=3.0), "visualization_msgs/msg/MarkerArray")
+    assert [m.action for m in markers.markers] == [DELETEALL]
+    assert _cdr(store, build_detections(kit, _header(kit), seg), "vision_msgs/msg/Detection3DArray").detections == []
+    instances = _cdr(store, build_instances(kit, _header(kit), seg, height, width), OUTPUT_TYPES["instances"])
+    assert instances.instances == [] and (instances.height, instances.width) == (height, width)
+
+
+def test_frame_processor_answers_empty_and_fully_invalid_clouds():
+    """The runner's path (FrameProcessor): an empty or all-NaN cloud still gives the four outputs."""
+    from pointgroup_ros.config import PreprocessConfig
+
+    store = typestore("humble")
+    kit = RosbagsKit(store)
+    proc = FrameProcessor(FakePipeline(), kit)
+    empty = encode_cloud(kit, _header(kit), np.zeros((0, 3), np.float32), np.zeros((0, 3), np.uint8))
+    nan = encode_cloud(kit, _header(kit), np.full((60, 3), np.nan, np.float32), np.zeros((60, 3), np.uint8), height=6)
+    xyz = np.random.default_rng(0).uniform(0, 1, (60, 3)).astype(np.float32) + 5
+    far = encode_cloud(kit, _header(kit), xyz, np.zeros((60, 3), np.uint8))
+    for msg, pre in ((empty, None), (nan, None), (far, PreprocessConfig(max_range=2.0))):
+        result = proc.process(msg, preprocess=pre)
+        assert set(result.messages) == set(OUTPUTS)
+        labeled = result.messages["labeled_points"]
+        assert (labeled.height, labeled.width) == (msg.height, msg.width)
+        assert [m.action for m in result.messages["markers"].markers] == [DELETEALL]
+        assert len(result.messages["detections"].detections) == 0 and len(result.messages["instances"].instances) == 0
+        for name, m in result.messages.items():
+            _cdr(store, m, OUTPUT_TYPES[name])
+
+
+def test_frame_processor_gravity_frame_ids(frame):
+    """gravity = (frame, matrix): boxes in the gravity frame, the labeled cloud keeps the input header."""
+    cloud, _ = frame
+    store = typestore("humble")
+    kit = RosbagsKit(store)
+    msg = encode_cloud(kit, _header(kit, nanosec=77), cloud.xyz, cloud.rgb, height=cloud.height)
+    pipeline = FakePipeline()
+    proc = FrameProcessor(pipeline, kit, marker_lifetime=0.5)
+    matrix = np.array([[0, 0, 1, 0.1], [-1, 0, 0, 0], [0, -1, 0, 1.0], [0, 0, 0, 1]], np.float64)  # optical -> body
+    result = proc.process(msg, gravity=("base_link", matrix))
+    assert result.messages["labeled_points"].header.frame_id == "camera_depth_optical_frame"
+    for name in ("detections", "markers", "instances"):
+        out = result.messages[name]
+        headers = [out.header] if name != "markers" else [m.header for m in out.markers]
+        for h in headers:
+            assert (h.frame_id, h.stamp.sec, h.stamp.nanosec) == ("base_link", 1700000000, 77)
+    np.testing.assert_array_equal(pipeline.calls[-1]["gravity_transform"], matrix)
+    assert result.seg.frame == "gravity"
+    assert all(m.lifetime.nanosec == 500_000_000 for m in result.messages["markers"].markers[1:])
+    plain = proc.process(msg)
+    assert plain.messages["instances"].header.frame_id == "camera_depth_optical_frame"
+    assert pipeline.calls[-1]["gravity_transform"] is None and plain.seg.frame == "input"
+
+
+def test_frame_processor_refuses_a_pipeline_that_ignores_gravity(frame):
+    cloud, _ = frame
+    kit = RosbagsKit(typestore("humble"))
+    msg = encode_cloud(kit, _header(kit), cloud.xyz, cloud.rgb, height=cloud.height)
+
+    class Ignoring(FakePipeline):
+        def segment(self, xyz, rgb=None, valid=None, grouping=None, postprocess=None, preprocess=None,
+                    gravity_transform=None):
+            return super().segment(xyz, rgb, valid, grouping, postprocess, preprocess)  # boxes stay in "input"
+
+    with pytest.raises(RuntimeError, match="gravity transform"):
+        FrameProcessor(Ignoring(), kit).process(msg, gravity=("base_link", np.eye(4)))

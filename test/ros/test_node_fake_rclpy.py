@@ -1,14 +1,18 @@
 """The node's own logic without ROS 2: PointGroupNode runs against a minimal stand-in of the rclpy API it uses.
 
 The stand-in is not ROS (no DDS, no executor); it records what the node declares, publishes and logs, and
-emulates rclpy's parameter rules (read-only refused, on-set callbacks asked). Messages are rosbags classes built
-through the same field names rclpy's would take. What this cannot show (QoS matching, discovery, real message
+emulates rclpy's parameter rules (read-only refused, on-set callbacks asked), a tf2_ros Buffer holding the
+transforms a test gives it (lookup_transform returns a TransformStamped or raises tf2's LookupException), and
+rclpy's Future / spin_until_future_complete. Messages are rosbags classes built through the same field names
+rclpy's would take. What this cannot show (QoS matching, discovery, real message
 classes) the `ros` tests in test_node_ros.py cover on a ROS 2 machine; mypy checks the calls against rclpy's
 sources (test_ros_static_check.py).
 """
 from __future__ import annotations
 
+import logging
 import sys
+import threading
 import time
 import types
 from dataclasses import dataclass, field
@@ -18,7 +22,7 @@ import numpy as np
 import pytest
 from ros_testing_fakes import FakePipeline
 
-from pointgroup_ros.config import load_config
+from pointgroup_ros.config import SCANNET20_CLASSES, Config, load_config
 
 from pointgroup_ros.ros.cloud import decode_cloud, encode_cloud
 from pointgroup_ros.ros.kit import RosbagsKit
@@ -53,8 +57,11 @@ class _Publisher:
         self.topic = topic
         self.sent: list[Any] = []
         self.subscribers = 1
+        self.error: Exception | None = None  # raised by publish() when set
 
     def publish(self, msg: Any) -> None:
+        if self.error is not None:
+            raise self.error
         self.sent.append(msg)
 
     def get_subscription_count(self) -> int:
@@ -65,8 +72,88 @@ class _Logger:
     def __init__(self) -> None:
         self.lines: list[tuple[str, str]] = []
 
+    def get_effective_level(self) -> int:
+        return 20  # INFO, as rcutils' LoggingSeverity
+
     def __getattr__(self, level: str) -> Callable[..., None]:
         return lambda message, **kw: self.lines.append((level, str(message)))
+
+    def count(self, level: str, text: str) -> int:
+        return sum(text in line for lvl, line in self.lines if lvl == level)
+
+
+ROOT_LOGGER = _Logger()  # rclpy.logging.get_logger(...) of the stand-in
+
+
+class _Future:
+    """rclpy.task.Future's slice the node uses: set_result / done / result."""
+
+    def __init__(self) -> None:
+        self._done = threading.Event()
+        self._result: Any = None
+
+    def set_result(self, result: Any) -> None:
+        self._result = result
+        self._done.set()
+
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    def result(self) -> Any:
+        return self._result
+
+
+def _spin_until_future_complete(node: Any, future: _Future, executor: Any = None,
+                                timeout_sec: float | None = None) -> None:
+    future._done.wait(10.0 if timeout_sec is None else timeout_sec)
+
+
+class _Duration:
+    def __init__(self, seconds: float = 0.0, nanoseconds: int = 0) -> None:
+        self.nanoseconds = int(seconds * 1e9) + nanoseconds
+
+
+class _TransformException(Exception):
+    pass
+
+
+class _LookupException(_TransformException):
+    pass
+
+
+class _TfBuffer:
+    """tf2_ros.Buffer stand-in: the transforms a test adds, looked up by (target, source)."""
+
+    instances: list["_TfBuffer"] = []
+
+    def __init__(self, cache_time: Any = None, node: Any = None) -> None:
+        self.transforms: dict[tuple[str, str], Any] = {}
+        self.lookups: list[tuple[str, str, int, float]] = []
+        _TfBuffer.instances.append(self)
+
+    def add(self, parent: str, child: str, translation: tuple[float, float, float],
+            quaternion_xyzw: tuple[float, float, float, float]) -> None:
+        t = BAGS_KIT.make("geometry_msgs/msg/Vector3", x=translation[0], y=translation[1], z=translation[2])
+        q = BAGS_KIT.make("geometry_msgs/msg/Quaternion", x=quaternion_xyzw[0], y=quaternion_xyzw[1],
+                          z=quaternion_xyzw[2], w=quaternion_xyzw[3])
+        header = BAGS_KIT.make("std_msgs/msg/Header", frame_id=parent)
+        self.transforms[(parent, child)] = BAGS_KIT.make(
+            "geometry_msgs/msg/TransformStamped", header=header, child_frame_id=child,
+            transform=BAGS_KIT.make("geometry_msgs/msg/Transform", translation=t, rotation=q))
+
+    def lookup_transform(self, target_frame: str, source_frame: str, time: Any, timeout: Any = None) -> Any:
+        self.lookups.append((target_frame, source_frame, time.nanoseconds, timeout.nanoseconds / 1e9))
+        found = self.transforms.get((target_frame, source_frame))
+        if found is None:
+            raise _LookupException(f'"{target_frame}" passed to lookupTransform argument target_frame does not '
+                                   "exist. ")
+        return found
+
+
+class _TransformListener:
+    def __init__(self, buffer: _TfBuffer, node: Any, *, spin_thread: bool = False) -> None:
+        self.buffer = buffer
+        self.node = node
 
 
 class _Stamp:
@@ -97,6 +184,8 @@ class _Node:
         self.subs: dict[str, Callable[[Any], None]] = {}
         self.timers: list[Callable[[], None]] = []
         self.logger = _Logger()
+        self.context = types.SimpleNamespace(ok=lambda: self.context_ok)
+        self.context_ok = True
 
     def declare_parameter(self, name: str, value: Any = None, descriptor: Any = None,
                           ignore_override: bool = False) -> _Param:
@@ -173,8 +262,15 @@ def node_module(monkeypatch: pytest.MonkeyPatch) -> Any:
                                 ReliabilityPolicy=types.SimpleNamespace(RELIABLE=1, BEST_EFFORT=2))
     fakes: dict[str, Any] = {
         "rclpy": types.SimpleNamespace(init=lambda args=None: None, spin=lambda node: None,
+                                       spin_until_future_complete=_spin_until_future_complete,
                                        try_shutdown=lambda: None),
         "rclpy.executors": types.SimpleNamespace(ExternalShutdownException=RuntimeError),
+        "rclpy.duration": types.SimpleNamespace(Duration=_Duration),
+        "rclpy.logging": types.SimpleNamespace(get_logger=lambda name: ROOT_LOGGER),
+        "rclpy.task": types.SimpleNamespace(Future=_Future),
+        "tf2_ros": types.SimpleNamespace(Buffer=_TfBuffer, TransformListener=_TransformListener,
+                                         TransformException=_TransformException,
+                                         LookupException=_LookupException),
         "rclpy.node": types.SimpleNamespace(Node=_Node),
         "rclpy.parameter": types.SimpleNamespace(Parameter=_Param),
         "rclpy.publisher": types.SimpleNamespace(Publisher=_Publisher),
@@ -195,21 +291,66 @@ def node_module(monkeypatch: pytest.MonkeyPatch) -> Any:
     for name, module in fakes.items():
         monkeypatch.setitem(sys.modules, name, module)
     monkeypatch.delitem(sys.modules, "pointgroup_ros.ros.node", raising=False)
+    _TfBuffer.instances.clear()
+    ROOT_LOGGER.lines.clear()
     import pointgroup_ros.ros.node as node_module
 
     yield node_module
     monkeypatch.delitem(sys.modules, "pointgroup_ros.ros.node", raising=False)
 
 
-def _cloud(kit: Any, colour: str = "rgb") -> Any:
+def _synthetic(config: str, weights: str) -> Config:
+    """The resolver the tests use: the synthetic preset (the demo model's), without reading a checkpoint."""
+    return load_config(config or "synthetic")
+
+
+def _make_node(node_module: Any, overrides: dict[str, Any] | None = None, **kwargs: Any) -> Any:
+    """A node with the fake pipeline (node.fake_pipeline once ready) and the synthetic configuration."""
+    made: list[FakePipeline] = []
+
+    def factory(cfg: Config, weights: str, device: str, max_points: int) -> FakePipeline:
+        made.append(FakePipeline(cfg))
+        return made[-1]
+
+    kwargs.setdefault("pipeline_factory", factory)
+    kwargs.setdefault("model_resolver", _synthetic)
+    node = node_module.PointGroupNode(parameter_overrides={"score_threshold": 0.0, "cluster_min_points": 10,
+                                                           **(overrides or {})}, **kwargs)
+    _wait(lambda: any("ready" in line for _, line in node.logger.lines) or not node._worker.is_alive())
+    node.fake_pipeline = made[0] if made else None
+    return node
+
+
+def _cloud(kit: Any, colour: str = "rgb", frame: str = "camera", n: int = 1500, height: int = 30,
+           nanosec: int = 0) -> Any:
     rng = np.random.default_rng(0)
     centres = np.array([[0.1, 0.1, 1.1], [0.6, 0.1, 1.1], [0.1, 0.6, 1.6]])
-    xyz = (centres[np.arange(1500) % 3] + rng.uniform(-0.08, 0.08, (1500, 3))).astype(np.float32)
+    xyz = (centres[np.arange(n) % 3] + rng.uniform(-0.08, 0.08, (n, 3))).astype(np.float32)
     xyz[::50] = np.nan
-    rgb = rng.integers(0, 256, (1500, 3)).astype(np.uint8)
-    stamp = BAGS_KIT.make("builtin_interfaces/msg/Time", sec=int(time.time()) - 1, nanosec=0)
-    header = BAGS_KIT.make("std_msgs/msg/Header", stamp=stamp, frame_id="camera")
-    return encode_cloud(kit, header, xyz, None if colour == "none" else rgb, height=30, colour=colour)
+    rgb = rng.integers(0, 256, (n, 3)).astype(np.uint8)
+    stamp = BAGS_KIT.make("builtin_interfaces/msg/Time", sec=int(time.time()) - 1, nanosec=nanosec)
+    header = BAGS_KIT.make("std_msgs/msg/Header", stamp=stamp, frame_id=frame)
+    return encode_cloud(kit, header, xyz, None if colour == "none" else rgb, height=height, colour=colour)
+
+
+def _rclpy_cloud(**kw: Any) -> Any:
+    from pointgroup_ros.ros.kit import RclpyKit  # rclpy hands the data as array.array('B'): what RclpyKit builds
+
+    return _cloud(RclpyKit(), **kw)
+
+
+def _send(node: Any, msg: Any, topic: str = "~/instances") -> Any:
+    """Hand `msg` to the node's subscription callback and wait for the next message on `topic`."""
+    before = len(node.pubs[topic].sent)
+    node.subs["~/input/points"](msg)
+    _wait(lambda: len(node.pubs[topic].sent) > before)
+    return node.pubs[topic].sent[-1]
+
+
+def _diagnostics(node: Any) -> tuple[Any, dict[str, str]]:
+    node.timers[0]()
+    (status,) = node.pubs["/diagnostics"].sent[-1].status
+    return status, {kv.key: kv.value for kv in status.values}
 
 
 def _wait(condition: Callable[[], bool], timeout: float = 10.0) -> None:
@@ -220,13 +361,11 @@ def _wait(condition: Callable[[], bool], timeout: float = 10.0) -> None:
 
 
 def test_fake_rclpy_node_flow(node_module: Any) -> None:
-    node = node_module.PointGroupNode(
-        pipeline_factory=lambda cfg, weights, device, max_points: FakePipeline(cfg),
-        parameter_overrides={"score_threshold": 0.0, "cluster_min_points": 10, "class_names": ["x"]})
+    node = _make_node(node_module, {"class_names": ["x"]})
     try:
-        _wait(lambda: any("ready" in line for _, line in node.logger.lines))
         assert set(node.pubs) == {"~/labeled_points", "~/detections", "~/markers", "~/instances", "/diagnostics"}
-        model_classes = FakePipeline(load_config(node.get_parameter("config").value)).class_names
+        assert node.get_parameter("config").value == ""  # the configuration comes from the weights
+        model_classes = load_config("synthetic").data.class_names
         assert node.get_parameter("class_names").value == list(model_classes)
         callback = node.subs["~/input/points"]
         # rclpy hands the data as array.array('B'): what RclpyKit builds
@@ -277,22 +416,297 @@ def test_fake_rclpy_node_flow(node_module: Any) -> None:
     assert not node._worker.is_alive()
 
 
-def test_fake_rclpy_model_failure_is_reported(node_module: Any) -> None:
-    def broken_factory(cfg: Any, weights: str, device: str, max_points: int) -> Any:
-        raise FileNotFoundError("no such checkpoint: /nope.pth")
+def _broken_factory(cfg: Any, weights: str, device: str, max_points: int) -> Any:
+    raise FileNotFoundError("no such checkpoint: /nope.pth")
 
-    node = node_module.PointGroupNode(pipeline_factory=broken_factory)
+
+def test_fake_rclpy_model_failure_is_reported(node_module: Any) -> None:
+    node = node_module.PointGroupNode(pipeline_factory=_broken_factory, model_resolver=_synthetic)
     try:
         _wait(lambda: not node._worker.is_alive())
-        node.timers[0]()
-        (status,) = node.pubs["/diagnostics"].sent[-1].status
+        status, _ = _diagnostics(node)
         assert status.level == b"\x02" and "no such checkpoint" in status.message
         assert any(level == "error" for level, _ in node.logger.lines)
+        assert node.failure.done() and "no such checkpoint" in node.failure.result()  # main() exits on this
     finally:
         node.destroy_node()
 
 
 def test_fake_rclpy_invalid_start_parameters(node_module: Any) -> None:
     with pytest.raises(ValueError, match="cluster_sets"):
-        node_module.PointGroupNode(pipeline_factory=lambda *a: FakePipeline(),
+        node_module.PointGroupNode(pipeline_factory=lambda *a: FakePipeline(), model_resolver=_synthetic,
                                    parameter_overrides={"cluster_sets": "r"})
+    with pytest.raises(ValueError, match="max_range"):
+        node_module.PointGroupNode(pipeline_factory=lambda *a: FakePipeline(), model_resolver=_synthetic,
+                                   parameter_overrides={"min_range": 2.0, "max_range": 1.0})
+
+
+# ---------------------------------------------------------------------------------------------- gravity frame
+
+# base_link <- camera_color_optical_frame: a camera 1.2 m up looking along base_link's +x (REP 103: optical z
+# forward, x right, y down -> body x forward, y left, z up), as tf2 would return it
+OPTICAL_IN_BASE = ((0.3, 0.0, 1.2), (-0.5, 0.5, -0.5, 0.5))
+OPTICAL = "camera_color_optical_frame"
+
+
+def _optical_to_base() -> np.ndarray:
+    from pointgroup_ros.transforms import matrix_from_pose
+
+    return matrix_from_pose(*OPTICAL_IN_BASE)
+
+
+def test_fake_rclpy_gravity_frame_outputs(node_module: Any) -> None:
+    node = _make_node(node_module, {"gravity_frame": "/base_link", "tf_timeout": 0.25})
+    try:
+        (buffer,) = _TfBuffer.instances  # created at start-up because gravity_frame is set
+        assert node.get_parameter("gravity_frame").value == "/base_link"  # as given; used normalised
+        buffer.add("base_link", OPTICAL, *OPTICAL_IN_BASE)
+        msg = _rclpy_cloud(frame=OPTICAL, nanosec=123)
+        instances = _send(node, msg)
+        labeled = node.pubs["~/labeled_points"].sent[-1]
+        detections = node.pubs["~/detections"].sent[-1]
+        markers = node.pubs["~/markers"].sent[-1]
+        # boxes live in the gravity frame, the labeled cloud (point i = input point i) in the input frame
+        assert labeled.header.frame_id == OPTICAL
+        for out in (instances, detections, *markers.markers, *detections.detections):
+            assert out.header.frame_id == "base_link"
+            assert (out.header.stamp.sec, out.header.stamp.nanosec) == (msg.header.stamp.sec, 123)
+        target, source, stamp_ns, timeout = buffer.lookups[-1]
+        assert (target, source, timeout) == ("base_link", OPTICAL, 0.25)
+        assert stamp_ns == msg.header.stamp.sec * 10 ** 9 + 123  # looked up at the cloud's stamp
+        matrix = _optical_to_base()  # the pipeline got tf2's transform as a matrix
+        np.testing.assert_allclose(node.fake_pipeline.calls[-1]["gravity_transform"], matrix, atol=1e-12)
+        # the boxes are those of the instance's points in base_link (the blobs are 1.1-1.6 m ahead, below the camera)
+        in_base = decode_cloud(msg).xyz.astype(np.float64) @ matrix[:3, :3].T + matrix[:3, 3]
+        assert len(instances.instances) == 3
+        for inst in instances.instances:
+            points = in_base[np.asarray(inst.point_indices)]
+            centre, size = inst.bbox.center.position, inst.bbox.size
+            np.testing.assert_allclose([centre.x, centre.y, centre.z], (points.min(0) + points.max(0)) / 2, atol=1e-5)
+            np.testing.assert_allclose([size.x, size.y, size.z], points.max(0) - points.min(0), atol=1e-5)
+            assert 1.2 < centre.x < 2.0 and abs(centre.y) < 1.0 and 0.0 < centre.z < 1.2
+        assert node.logger.count("warning", "optical frame") == 0  # gravity_frame is set: no advice
+        status, values = _diagnostics(node)
+        assert status.level == b"\x00" and values["gravity frame"] == "base_link"
+        assert values["frames skipped (no transform)"] == "0"
+    finally:
+        node.destroy_node()
+
+
+def test_fake_rclpy_missing_transform_skips_the_frame(node_module: Any) -> None:
+    node = _make_node(node_module)
+    try:
+        assert _TfBuffer.instances == []  # no gravity frame: no tf2 at all
+        msg = _rclpy_cloud(frame=OPTICAL)
+        _send(node, msg)
+        # gravity_frame is tunable: the buffer is created when it is first set
+        assert node.set_parameters_atomically({"gravity_frame": "map", "tf_timeout": 0.0}).successful
+        (buffer,) = _TfBuffer.instances
+        processed = len(node.pubs["~/instances"].sent)
+        for _ in range(3):
+            node.subs["~/input/points"](msg)
+            _wait(lambda: node._mailbox._item is None)
+        _wait(lambda: node._stats.frames_skipped_no_tf == 3)
+        assert len(node.pubs["~/instances"].sent) == processed  # nothing published for a skipped frame
+        warnings = [line for level, line in node.logger.lines if level == "warning" and "no transform" in line]
+        assert warnings and "map <- camera_color_optical_frame" in warnings[0]
+        assert "does not exist" in warnings[0]  # tf2's reason
+        status, values = _diagnostics(node)
+        assert status.level == b"\x01" and "no transform map <- camera_color_optical_frame" in status.message
+        assert values["frames skipped (no transform)"] == "3" and node._worker.is_alive()
+        # the transform appears: the next frame goes through, in the map frame, and the WARN clears
+        buffer.add("map", OPTICAL, (40.0, -3.0, 1.0), (-0.5, 0.5, -0.5, 0.5))
+        instances = _send(node, msg)
+        assert instances.header.frame_id == "map" and len(instances.instances) == 3
+        status, values = _diagnostics(node)
+        assert status.level == b"\x00" and values["frames skipped (no transform)"] == "3"
+        # back to the input frame: no lookup at all
+        lookups = len(buffer.lookups)
+        assert node.set_parameters_atomically({"gravity_frame": ""}).successful
+        instances = _send(node, _rclpy_cloud(frame="lidar"))
+        assert instances.header.frame_id == "lidar" and len(buffer.lookups) == lookups
+        # a frame name with spaces is refused with a reason
+        bad = node.set_parameters_atomically({"gravity_frame": "base link"})
+        assert not bad.successful and "gravity_frame" in bad.reason
+    finally:
+        node.destroy_node()
+
+
+def test_fake_rclpy_optical_frame_warning_once(node_module: Any) -> None:
+    node = _make_node(node_module)
+    try:
+        for _ in range(3):
+            _send(node, _rclpy_cloud(frame="/" + OPTICAL))
+        assert node.logger.count("warning", "is a camera optical frame (z forward, y down): set gravity_frame") == 1
+        status, _ = _diagnostics(node)
+        assert status.level == b"\x01" and "set gravity_frame (e.g. base_link)" in status.message
+        assert OPTICAL in status.message
+        _send(node, _rclpy_cloud(frame="base_link"))  # a body frame: nothing to advise
+        status, _ = _diagnostics(node)
+        assert status.level == b"\x00" and "optical" not in status.message
+        _send(node, _rclpy_cloud(frame=OPTICAL))
+        assert node.logger.count("warning", "optical frame") == 1  # once per node, not per frame
+    finally:
+        node.destroy_node()
+
+
+# ---------------------------------------------------------------------------------------------- empty frames
+
+def _empty_cloud(kit: Any, frame: str = "camera") -> Any:
+    header = BAGS_KIT.make("std_msgs/msg/Header", frame_id=frame)
+    return encode_cloud(kit, header, np.zeros((0, 3), np.float32), np.zeros((0, 3), np.uint8))
+
+
+def _assert_cleared(node: Any, height: int, width: int) -> None:
+    labeled = node.pubs["~/labeled_points"].sent[-1]
+    assert (labeled.height, labeled.width) == (height, width)
+    assert len(labeled.data) == 24 * height * width
+    (marker,) = node.pubs["~/markers"].sent[-1].markers
+    assert marker.action == 3  # DELETEALL alone: the previous boxes disappear
+    assert len(node.pubs["~/detections"].sent[-1].detections) == 0
+    assert len(node.pubs["~/instances"].sent[-1].instances) == 0
+
+
+def test_fake_rclpy_empty_frames_are_answered(node_module: Any) -> None:
+    from pointgroup_ros.ros.kit import RclpyKit
+
+    node = _make_node(node_module)
+    try:
+        assert len(_send(node, _rclpy_cloud()).instances) == 3
+        _send(node, _empty_cloud(RclpyKit()))  # no point at all
+        _assert_cleared(node, 1, 0)
+        nan = _rclpy_cloud()
+        nan_xyz = np.full((1500, 3), np.nan, np.float32)
+        nan = encode_cloud(RclpyKit(), nan.header, nan_xyz, np.zeros((1500, 3), np.uint8), height=30)
+        _send(node, nan)  # no valid point
+        _assert_cleared(node, 30, 50)
+        assert node.set_parameters_atomically({"max_range": 0.5}).successful  # everything cropped
+        _send(node, _rclpy_cloud())
+        _assert_cleared(node, 30, 50)
+        status, values = _diagnostics(node)
+        assert status.level == b"\x00" and values["frames processed"] == "4"
+        assert values["frames rejected (bad input)"] == "0"
+        assert node.logger.count("warning", "no colour") == 0  # an empty cloud with colour fields has colour
+    finally:
+        node.destroy_node()
+
+
+def test_fake_rclpy_marker_lifetime_and_preprocess(node_module: Any) -> None:
+    node = _make_node(node_module, {"marker_lifetime": 2.5, "voxel_size": 0.05, "min_range": 0.2})
+    try:
+        _send(node, _rclpy_cloud())
+        markers = node.pubs["~/markers"].sent[-1].markers
+        assert markers[0].action == 3 and len(markers) == 7
+        for marker in markers[1:]:
+            assert (marker.lifetime.sec, marker.lifetime.nanosec) == (2, 500_000_000)
+        pre = node.fake_pipeline.calls[-1]["preprocess"]
+        assert (pre.voxel_size, pre.min_range, pre.max_range) == (0.05, 0.2, 0.0)
+        assert node.set_parameters_atomically({"marker_lifetime": 0.0, "voxel_size": 0.0}).successful
+        _send(node, _rclpy_cloud())
+        assert all(m.lifetime.sec == 0 and m.lifetime.nanosec == 0 for m in node.pubs["~/markers"].sent[-1].markers)
+        assert node.fake_pipeline.calls[-1]["preprocess"].voxel_size == 0.0
+        bad = node.set_parameters_atomically({"min_range": 3.0, "max_range": 2.0})
+        assert not bad.successful and "max_range" in bad.reason
+    finally:
+        node.destroy_node()
+
+
+# ---------------------------------------------------------------------------------------------- the model
+
+def test_fake_rclpy_configuration_from_the_weights(node_module: Any) -> None:
+    asked: list[tuple[str, str]] = []
+
+    def resolver(config: str, weights: str) -> Config:
+        asked.append((config, weights))
+        return load_config("scannet")  # what the checkpoint stores
+
+    built: list[Config] = []
+
+    def factory(cfg: Config, weights: str, device: str, max_points: int) -> Any:
+        built.append(cfg)
+        return FakePipeline(cfg)
+
+    node = node_module.PointGroupNode(pipeline_factory=factory, model_resolver=resolver,
+                                      parameter_overrides={"weights": "/models/scannet.pth"})
+    try:
+        _wait(lambda: any("ready" in line for _, line in node.logger.lines))
+        assert asked == [("", "/models/scannet.pth")]
+        assert node.get_parameter("class_names").value == list(SCANNET20_CLASSES)
+        scannet = load_config("scannet")
+        assert node.get_parameter("cluster_radius_shifted").value == scannet.grouping.shifted_radius == 0.0
+        assert node.get_parameter("voxel_size").value == scannet.voxel_size
+        assert built == [scannet]
+        assert any("(from the weights)" in line and "20 classes" in line for _, line in node.logger.lines)
+    finally:
+        node.destroy_node()
+
+
+def test_fake_rclpy_main_exits_non_zero_when_the_model_cannot_load(node_module: Any) -> None:
+    def unresolvable(config: str, weights: str) -> Config:
+        raise FileNotFoundError(f"no such file: {weights}")
+
+    # at resolution (construction): the reason is logged, exit code 1
+    with pytest.raises(SystemExit) as exit_info:
+        node_module.main([], node_factory=lambda: node_module.PointGroupNode(
+            pipeline_factory=_broken_factory, model_resolver=unresolvable,
+            parameter_overrides={"weights": "/nope.pth"}))
+    assert exit_info.value.code == 1
+    assert ROOT_LOGGER.count("fatal", "cannot load the model") == 1
+    assert ROOT_LOGGER.count("fatal", "no such file: /nope.pth") == 1
+
+    # when the worker builds the pipeline: the node does not idle, main returns with code 1
+    made: list[Any] = []
+
+    def factory() -> Any:
+        made.append(node_module.PointGroupNode(pipeline_factory=_broken_factory, model_resolver=_synthetic))
+        return made[-1]
+
+    start = time.monotonic()
+    with pytest.raises(SystemExit) as exit_info:
+        node_module.main([], node_factory=factory)
+    assert exit_info.value.code == 1 and time.monotonic() - start < 9.0
+    (node,) = made
+    assert not node._worker.is_alive()
+    assert node.logger.count("error", "model failed to load: no such checkpoint: /nope.pth") == 1
+    assert node.logger.count("fatal", "exiting with code 1") == 1
+
+
+def test_fake_rclpy_core_logging_reaches_the_node_logger(node_module: Any) -> None:
+    core = logging.getLogger("pointgroup_ros")
+    before = (core.level, core.propagate, list(core.handlers))
+    node = _make_node(node_module)
+    try:
+        pipeline_log = logging.getLogger("pointgroup_ros.pipeline")
+        for i in range(5):  # a per-frame warning from one call site: throttled
+            pipeline_log.warning("cloud has %d valid points, more than max_points", 400_000 + i)
+        pipeline_log.info("loaded weights")
+        pipeline_log.error("kernel failed")
+        pipeline_log.debug("not shown at INFO")
+        lines = [(level, line) for level, line in node.logger.lines if line.startswith("[pointgroup_ros")]
+        assert lines == [("warning", "[pointgroup_ros.pipeline] cloud has 400000 valid points, more than max_points"),
+                         ("info", "[pointgroup_ros.pipeline] loaded weights"),
+                         ("error", "[pointgroup_ros.pipeline] kernel failed")]
+        assert core.propagate is False  # printed once, by the node's logger
+    finally:
+        node.destroy_node()
+    assert (core.level, core.propagate, list(core.handlers)) == before  # removed at destroy
+
+
+def test_fake_rclpy_publish_failures(node_module: Any) -> None:
+    """A publish that fails is counted as a failed frame; at shutdown (context no longer ok) it is ignored."""
+    node = _make_node(node_module)
+    try:
+        node.pubs["~/markers"].error = RuntimeError("Failed to publish: publisher's context is invalid")
+        node.context_ok = False  # Ctrl-C arrived while the frame was being segmented
+        node.subs["~/input/points"](_rclpy_cloud())
+        _wait(lambda: node.fake_pipeline.calls != [] and node._mailbox._item is None)
+        time.sleep(0.2)
+        assert node._stats.frames_failed == 0 and node.logger.count("error", "publishing failed") == 0
+        node.context_ok = True
+        node.subs["~/input/points"](_rclpy_cloud())
+        _wait(lambda: node._stats.frames_failed == 1)
+        assert node.logger.count("error", "publishing failed: RuntimeError") == 1 and node._worker.is_alive()
+        node.pubs["~/markers"].error = None
+        assert len(_send(node, _rclpy_cloud()).instances) == 3
+    finally:
+        node.destroy_node()

@@ -3,10 +3,14 @@
 The node runs in-process with the fake pipeline (the node's mechanics are under test, not the network): a test
 node publishes clouds on /pointgroup/input/points, receives all four outputs and /diagnostics, changes
 parameters through the SetParameters service and sees them applied from the next frame, sees invalid values
-rejected with a reason, and checks that a malformed cloud neither kills the node nor publishes anything.
+rejected with a reason, and checks that a malformed cloud neither kills the node nor publishes anything. With a
+static transform from a tf2_ros StaticTransformBroadcaster, gravity_frame puts detections, markers and instances
+in that frame; a gravity frame without a transform skips frames (counted in /diagnostics, WARN); an empty cloud
+clears the markers (a DELETEALL alone).
 """
 from __future__ import annotations
 
+import importlib
 import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable, Iterator
@@ -42,11 +46,14 @@ def ros_graph() -> Iterator[tuple[PointGroupNode, Node]]:
     from rclpy.executors import MultiThreadedExecutor
     from ros_testing_fakes import FakePipeline
 
+    from pointgroup_ros.config import load_config
     from pointgroup_ros.ros.node import PointGroupNode
 
     rclpy.init()
     try:  # a node that fails to build must not leave rclpy initialised for the next test
-        node = PointGroupNode(pipeline_factory=lambda cfg, weights, device, max_points: FakePipeline(cfg))
+        # the synthetic preset (the demo model's configuration) without reading a checkpoint
+        node = PointGroupNode(pipeline_factory=lambda cfg, weights, device, max_points: FakePipeline(cfg),
+                              model_resolver=lambda config, weights: load_config(config or "synthetic"))
         tester = rclpy.create_node("pointgroup_tester")
         executor = MultiThreadedExecutor()
         executor.add_node(node)
@@ -207,3 +214,92 @@ def test_bad_input_is_survived(ros_graph: tuple[PointGroupNode, Node]) -> None:
     _publish_until(pub, good, outputs)  # and the node still works
     no_colour = encode_cloud(kit, header, xyz, None, colour="none", height=40)
     _publish_until(pub, no_colour, outputs, ("instances",))
+
+
+OPTICAL = "camera_optical_frame"
+
+
+def _diagnostic_values(outputs: _Outputs) -> tuple[int, str, dict[str, str]]:
+    """Level, message and values of the node's latest diagnostic status (level -1 when none yet)."""
+    for array in reversed(list(outputs.diagnostics)):
+        for status in array.status:
+            if "pointgroup" in status.name:
+                level = status.level[0] if isinstance(status.level, bytes) else int(status.level)
+                return level, status.message, {kv.key: kv.value for kv in status.values}
+    return -1, "", {}
+
+
+def test_gravity_frame_and_missing_transform(ros_graph: tuple[PointGroupNode, Node]) -> None:
+    from pointgroup_ros.ros.cloud import encode_cloud
+    from pointgroup_ros.ros.kit import RclpyKit
+
+    # importlib: tf2_ros ships no type information (the static check runs without ROS)
+    StaticTransformBroadcaster = importlib.import_module("tf2_ros").StaticTransformBroadcaster
+    node, tester = ros_graph
+    kit = RclpyKit()
+    outputs = _Outputs(tester, kit)
+    pub = tester.create_publisher(kit.cls("sensor_msgs/msg/PointCloud2"), "/pointgroup/input/points", 1)
+    # base_link <- camera_optical_frame: a camera 1.2 m up looking along +x (optical z forward, y down)
+    broadcaster = StaticTransformBroadcaster(tester)
+    static = kit.make("geometry_msgs/msg/TransformStamped")
+    static.header.stamp = tester.get_clock().now().to_msg()
+    static.header.frame_id = "base_link"
+    static.child_frame_id = OPTICAL
+    static.transform.translation.x, static.transform.translation.z = 0.3, 1.2
+    (static.transform.rotation.x, static.transform.rotation.y, static.transform.rotation.z,
+     static.transform.rotation.w) = (-0.5, 0.5, -0.5, 0.5)
+    broadcaster.sendTransform(static)
+
+    xyz, rgb = _blobs(2)
+    header = kit.make("std_msgs/msg/Header", stamp=tester.get_clock().now().to_msg(), frame_id=OPTICAL)
+    cloud = encode_cloud(kit, header, xyz, rgb, height=40)
+    (result,) = _set(tester, gravity_frame="base_link")
+    assert result.successful, result.reason
+    _publish_until(pub, cloud, outputs)
+    assert outputs.latest["labeled_points"].header.frame_id == OPTICAL  # point i = input point i
+    assert outputs.latest["instances"].header.frame_id == "base_link"
+    assert outputs.latest["detections"].header.frame_id == "base_link"
+    assert all(m.header.frame_id == "base_link" for m in outputs.latest["markers"].markers)
+    instances = outputs.latest["instances"].instances
+    assert instances and all(0.0 < i.bbox.center.position.z < 1.2 for i in instances)  # below the camera, z up
+    assert outputs.latest["instances"].header.stamp == header.stamp
+
+    # a gravity frame nobody publishes: frames are skipped and counted, WARN, and the node keeps running
+    results = _set(tester, gravity_frame="nowhere", tf_timeout=0.05)
+    assert len(results) == 2 and all(r.successful for r in results), [r.reason for r in results]
+    time.sleep(0.5)  # a frame taken before the change may still be on its way
+    before = outputs.snapshot()
+    for _ in range(5):
+        pub.publish(cloud)
+        time.sleep(0.2)
+
+    def skipped() -> bool:
+        level, message, values = _diagnostic_values(outputs)
+        return level == 1 and int(values.get("frames skipped (no transform)", "0")) > 0 and "nowhere" in message
+
+    _wait(skipped, "frames skipped (no transform) in /diagnostics")
+    assert outputs.snapshot()["instances"] == before["instances"]  # nothing published for a skipped frame
+    (result,) = _set(tester, gravity_frame="base_link")
+    assert result.successful, result.reason
+    _publish_until(pub, cloud, outputs, ("instances",))
+    assert outputs.latest["instances"].header.frame_id == "base_link"
+
+
+def test_empty_cloud_clears_the_markers(ros_graph: tuple[PointGroupNode, Node]) -> None:
+    from pointgroup_ros.ros.cloud import encode_cloud
+    from pointgroup_ros.ros.kit import RclpyKit
+
+    node, tester = ros_graph
+    kit = RclpyKit()
+    outputs = _Outputs(tester, kit)
+    pub = tester.create_publisher(kit.cls("sensor_msgs/msg/PointCloud2"), "/pointgroup/input/points", 1)
+    xyz, rgb = _blobs(3)
+    header = kit.make("std_msgs/msg/Header", frame_id="camera")
+    _publish_until(pub, encode_cloud(kit, header, xyz, rgb, height=40), outputs)
+    assert len(outputs.latest["markers"].markers) > 1
+    empty = encode_cloud(kit, header, np.zeros((0, 3), np.float32), np.zeros((0, 3), np.uint8))
+    _publish_until(pub, empty, outputs)
+    (marker,) = outputs.latest["markers"].markers
+    assert marker.action == 3  # DELETEALL alone
+    assert (outputs.latest["labeled_points"].height, outputs.latest["labeled_points"].width) == (1, 0)
+    assert len(outputs.latest["detections"].detections) == 0 and len(outputs.latest["instances"].instances) == 0

@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pointgroup_ros.config import Config, GroupingConfig, PostprocessConfig, load_config
-from pointgroup_ros.ros.params import (SPECS_BY_NAME, TUNABLE, NodeSettings, ParameterError, apply_changes,
-                                      check_value, param_specs, params_file_values)
+from pointgroup_ros.config import Config, GroupingConfig, PostprocessConfig, PreprocessConfig, load_config
+from pointgroup_ros.ros.params import (FROM_MODEL, SPECS_BY_NAME, TUNABLE, NodeSettings, ParameterError,
+                                      apply_changes, check_value, param_specs, params_file_values,
+                                      settings_from_config)
 from pointgroup_ros.ros.processing import FrameStats, LatestMailbox
 
 REPO = Path(__file__).resolve().parents[2]
@@ -32,7 +33,14 @@ def test_defaults_come_from_the_typed_config():
     synthetic = {s.name: s for s in param_specs(load_config("synthetic"))}
     assert synthetic["cluster_radius_shifted"].default == load_config("synthetic").grouping.shifted_radius > 0
     assert specs["cluster_radius_shifted"].default == 0.0  # the authors' single radius
+    assert specs["voxel_size"].default == Config().voxel_size == 0.02  # the network's voxel (1 / scale)
+    coarse = Config().replace(data={"scale": 25.0})
+    assert {s.name: s for s in param_specs(coarse)}["voxel_size"].default == 0.04
+    assert (specs["min_range"].default, specs["max_range"].default) == (0.0, 0.0)
+    assert (specs["config"].default, specs["gravity_frame"].default, specs["marker_lifetime"].default) == ("", "", 0.0)
     assert NodeSettings().values() == {name: specs[name].default for name in TUNABLE}
+    assert settings_from_config(load_config("s3dis")).values() == {
+        s.name: s.default for s in param_specs(load_config("s3dis")) if s.name in TUNABLE}
 
 
 def test_read_only_and_ranges():
@@ -66,6 +74,17 @@ def test_read_only_and_ranges():
     ({"score_threshold": "high"}, "score_threshold: expected float"),
     ({"device": "cpu"}, "device is read-only"),
     ({"weights": "/tmp/w.pth"}, "weights is read-only"),
+    ({"config": "scannet"}, "config is read-only"),
+    ({"voxel_size": -0.01}, r"voxel_size: must be in \[0.0, 1.0\]"),
+    ({"voxel_size": 1.5}, "voxel_size: must be in"),
+    ({"min_range": -1.0}, "min_range: must be in"),
+    ({"max_range": 1e6}, "max_range: must be in"),
+    ({"min_range": 2.0, "max_range": 1.0}, "max_range: must be greater than min_range"),
+    ({"tf_timeout": 11.0}, "tf_timeout: must be in"),
+    ({"tf_timeout": -0.1}, "tf_timeout: must be in"),
+    ({"marker_lifetime": -1.0}, "marker_lifetime: must be in"),
+    ({"gravity_frame": 3}, "gravity_frame: expected str"),
+    ({"gravity_frame": "base link"}, "gravity_frame: a TF frame name has no white space"),
 ])
 def test_invalid_values_are_refused_with_a_reason(changes, reason):
     settings = NodeSettings()
@@ -86,13 +105,29 @@ def test_valid_changes_apply_as_a_whole():
     assert check_value(SPECS_BY_NAME["cluster_radius"], 1) == 1.0
 
 
+def test_sensor_and_frame_parameters_apply():
+    s = apply_changes(NodeSettings(), {"voxel_size": 0, "min_range": 0.3, "max_range": 8, "gravity_frame": "/base_link",
+                                       "tf_timeout": 0.5, "marker_lifetime": 1})
+    assert s.preprocess == PreprocessConfig(voxel_size=0.0, min_range=0.3, max_range=8.0)
+    assert (s.gravity_frame, s.tf_timeout, s.marker_lifetime) == ("base_link", 0.5, 1.0)  # normalised frame
+    assert apply_changes(s, {"max_range": 0.0}).preprocess.max_range == 0.0  # 0 = off, whatever min_range is
+    assert apply_changes(s, {"gravity_frame": ""}).gravity_frame == ""
+    # the preprocess values reach the pipeline's own validation unchanged
+    apply_changes(s, {}).preprocess.validate()
+
+
 def test_shipped_params_file_lists_every_parameter_with_its_default():
-    data = yaml.safe_load((REPO / "config" / "pointgroup_node.yaml").read_text())
-    values = data["/**"]["ros__parameters"]
-    expected = params_file_values(load_config(values["config"]))  # the defaults of the preset it names
+    text = (REPO / "config" / "pointgroup_node.yaml").read_text()
+    values = yaml.safe_load(text)["/**"]["ros__parameters"]
+    assert values["config"] == ""  # the configuration comes from the weights (the demo model: synthetic)
+    expected = params_file_values(load_config("synthetic"))
     assert list(values) != [] and set(values) == set(expected)
     for name, value in expected.items():
         assert values[name] == value and type(values[name]) is type(value), name
+    # the model's values are not overridden: those keys are left out, listed only as comments
+    assert not set(FROM_MODEL) & set(values)
+    assert all(f"# {name}:" in text for name in FROM_MODEL)
+    assert set(FROM_MODEL) | set(values) | {"class_names"} == set(SPECS_BY_NAME)
     # and it is a parameter set the node accepts as it is
     apply_changes(NodeSettings(), {k: v for k, v in values.items() if not SPECS_BY_NAME[k].read_only})
 
@@ -115,9 +150,10 @@ def test_launch_files_compile_and_pass_only_a_params_file_remaps_and_overrides(t
                     and getattr(n.func, "id", "") == "DeclareLaunchArgument"}
         keys = {k.value for n in ast.walk(tree) if isinstance(n, ast.Dict) for k in n.keys
                 if isinstance(k, ast.Constant)}
-        assert (declared | keys) & set(SPECS_BY_NAME) <= {"weights", "device"}, path.name
+        assert (declared | keys) & set(SPECS_BY_NAME) <= {"config", "weights", "device", "gravity_frame"}, path.name
     main = (REPO / "launch" / "pointgroup.launch.py").read_text()
-    for arg in ("input_topic", "params_file", "weights", "device", "namespace"):
+    for arg in ("input_topic", "params_file", "config", "weights", "device", "gravity_frame", "namespace",
+                "use_sim_time", "log_level"):
         assert f'DeclareLaunchArgument("{arg}"' in main
     assert '"~/input/points"' in main and "pointgroup_node.yaml" in main
     assert yaml.safe_load((REPO / "config" / "pointgroup.rviz").read_text())["Visualization Manager"]
@@ -129,7 +165,7 @@ def test_package_files_agree():
     assert root.find("export/build_type").text == "ament_cmake"
     deps = {e.text for e in root if e.tag.endswith("depend")}
     assert {"rclpy", "sensor_msgs", "vision_msgs", "visualization_msgs", "diagnostic_msgs", "std_msgs",
-            "rosidl_default_generators", "rosidl_default_runtime", "launch_ros"} <= deps
+            "rosidl_default_generators", "rosidl_default_runtime", "launch_ros", "tf2_ros_py", "geometry_msgs"} <= deps
     cmake = (REPO / "CMakeLists.txt").read_text()
     msgs = sorted(p.name for p in (REPO / "msg").glob("*.msg"))
     assert msgs == ["Instance.msg", "InstanceArray.msg"] and all(f'"msg/{m}"' in cmake for m in msgs)
@@ -161,3 +197,6 @@ def test_stats_key_values():
     values = dict(stats.key_values(dropped=3, received=10))
     assert values["frames dropped (newer frame arrived)"] == "3" and values["frames rejected (bad input)"] == "1"
     assert values["last error"] == "cloud has no y field" and not stats.last_frame_ok
+    stats.record_skip("no transform base_link <- camera")
+    values = dict(stats.key_values(dropped=0, received=11))
+    assert values["frames skipped (no transform)"] == "1" and values["last error"].startswith("no transform")

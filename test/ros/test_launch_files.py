@@ -1,0 +1,107 @@
+"""The launch files' own logic without ROS 2: they are loaded against stand-ins of the launch / launch_ros API,
+and the functions they run at launch time (OpaqueFunction) are called with a stand-in launch context."""
+from __future__ import annotations
+
+import importlib.util
+import sys
+import types
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+class _Action:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.args, self.kwargs = args, kwargs
+
+
+class _LaunchConfiguration:
+    def __init__(self, name: str, default: str | None = None) -> None:
+        self.name = name
+
+    def perform(self, context: Any) -> str:
+        return str(context.launch_configurations.get(self.name, ""))
+
+
+class _FindPackageShare:
+    def __init__(self, package: str) -> None:
+        self.package = package
+
+    def perform(self, context: Any) -> str:
+        return str(context.share)
+
+
+@pytest.fixture
+def launch_file(monkeypatch: pytest.MonkeyPatch) -> Any:
+    fakes = {
+        "launch": types.SimpleNamespace(LaunchContext=object, LaunchDescription=_Action),
+        "launch.actions": types.SimpleNamespace(DeclareLaunchArgument=_Action, OpaqueFunction=_Action,
+                                                IncludeLaunchDescription=_Action),
+        "launch.launch_description_sources": types.SimpleNamespace(PythonLaunchDescriptionSource=_Action),
+        "launch.substitutions": types.SimpleNamespace(LaunchConfiguration=_LaunchConfiguration,
+                                                      PathJoinSubstitution=_Action),
+        "launch_ros": types.ModuleType("launch_ros"),
+        "launch_ros.actions": types.SimpleNamespace(Node=_Action),
+        "launch_ros.substitutions": types.SimpleNamespace(FindPackageShare=_FindPackageShare),
+    }
+    for name, module in fakes.items():
+        monkeypatch.setitem(sys.modules, name, module)
+
+    def load(name: str) -> Any:
+        spec = importlib.util.spec_from_file_location(name.replace(".", "_"), REPO / "launch" / name)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load
+
+
+def _context(**values: str) -> Any:
+    return types.SimpleNamespace(launch_configurations=values, share=REPO)
+
+
+def _opaque(description: Any) -> Any:
+    (opaque,) = [a for a in description.args[0] if a.kwargs.get("function")]
+    return opaque.kwargs["function"]
+
+
+def test_node_launch_overrides_only_what_is_given(launch_file: Any) -> None:
+    module = launch_file("pointgroup.launch.py")
+    run = _opaque(module.generate_launch_description())
+    base = {"params_file": "p.yaml", "input_topic": "/points", "namespace": ""}
+    (node,) = run(_context(**base, config="", weights="", device="", gravity_frame="", use_sim_time="",
+                           log_level=""))
+    assert len(node.kwargs["parameters"]) == 1 and node.kwargs["arguments"] == []
+    (node,) = run(_context(**base, config="scannet", weights="/w.pth", device="cpu", gravity_frame="base_link",
+                           use_sim_time="true", log_level="debug"))
+    assert node.kwargs["parameters"][1] == {"config": "scannet", "weights": "/w.pth", "device": "cpu",
+                                            "gravity_frame": "base_link", "use_sim_time": True}
+    assert node.kwargs["arguments"] == ["--ros-args", "--log-level", "debug"]
+    (node,) = run(_context(**base, use_sim_time="False"))
+    assert node.kwargs["parameters"][1] == {"use_sim_time": False}
+    with pytest.raises(ValueError, match="use_sim_time"):
+        run(_context(**base, use_sim_time="maybe"))
+
+
+def test_rviz_launch_follows_namespace_and_gravity_frame(launch_file: Any) -> None:
+    module = launch_file("pointgroup_rviz.launch.py")
+    run = _opaque(module.generate_launch_description())
+    (rviz,) = run(_context(namespace="/robot1/", gravity_frame="base_link", fixed_frame=""))
+    args = rviz.kwargs["arguments"]
+    assert args[0] == "-d" and args[2:] == ["-f", "base_link"]
+    config = yaml.safe_load(Path(args[1]).read_text())
+    Path(args[1]).unlink()
+    topics = [d["Topic"]["Value"] for d in config["Visualization Manager"]["Displays"] if "Topic" in d]
+    assert topics == ["/robot1/pointgroup/labeled_points", "/robot1/pointgroup/markers"]
+    assert config["Visualization Manager"]["Global Options"]["Fixed Frame"] == "base_link"
+    shipped = yaml.safe_load((REPO / "config" / "pointgroup.rviz").read_text())
+    assert module.rviz_config_text((REPO / "config" / "pointgroup.rviz").read_text(), "", "map") == \
+        yaml.safe_dump({**shipped, "Visualization Manager": {**shipped["Visualization Manager"], "Global Options": {
+            **shipped["Visualization Manager"]["Global Options"], "Fixed Frame": "map"}}}, sort_keys=False)
+    assert module.fixed_frame_for("odom", "base_link") == "odom"  # an explicit fixed_frame wins
+    assert module.fixed_frame_for("", "") == "camera_depth_optical_frame"
