@@ -199,8 +199,8 @@ class Pipeline:
         synthetic-data demo model when cfg is None or fits it (same data and model sections), else randomly
         initialised weights (logged as a warning).
     device: 'auto', 'cpu' or 'cuda[:N]'.
-    max_points: larger clouds are subsampled (with a warning) and every input point gets the result of its
-        nearest kept point.
+    max_points: a cap on the points the network sees after voxel downsampling; beyond it a random subset is
+        segmented (warned once) and every other point gets the result of its nearest kept point.
     """
 
     def __init__(self, cfg: Config | str | None = None, weights: str | Path | None = None, device: str = "auto",

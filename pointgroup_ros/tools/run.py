@@ -81,8 +81,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights", default=None, help="model checkpoint (.pth); default: the pipeline's")
     parser.add_argument("--config", default=None, help="preset name (scannet, s3dis) or config YAML path")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
-    parser.add_argument("--max-points", type=int, default=300_000, help="subsample larger clouds to this many "
-                        "valid points (default 300000)")
+    parser.add_argument("--max-points", type=int, default=300_000, help="cap on the points the network sees "
+                        "after voxel downsampling; more are subsampled at random (default 300000)")
     parser.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     bags = parser.add_argument_group("bags")
