@@ -50,7 +50,8 @@ def evaluate_pipeline(pipeline: Any, scenes: Iterable[Any], cfg: Config | None =
     """Segment every scene (xyz, rgb, semantic, instance[, gt_ids, name]) and score the results.
 
     view: how the pipeline gets each scene (views.VIEWS): as stored, 40 m from the origin, or in the optical
-    frame of a camera in the room with its gravity transform (scene i from camera seed i).
+    frame of a camera in the room with its gravity transform (scene i from camera seed i). A scene that carries
+    its own `gravity_transform` (a camera sequence's frame, sequences.SensorFrame) is given with it.
     Returns the AP figures ({"AP", "AP50", "AP25", "classes": ...}), with "s3dis" figures for S3DIS, and
     "scenes" (the count). submission_dir: also write the official submission files there.
     """
@@ -64,6 +65,10 @@ def evaluate_pipeline(pipeline: Any, scenes: Iterable[Any], cfg: Config | None =
     for i, scene in enumerate(tqdm(scenes, total=total, desc="evaluating", disable=not progress, leave=False)):
         rgb = np.clip(np.asarray(scene.rgb), 0, 255).astype(np.uint8)
         xyz, gravity = view_points(np.asarray(scene.xyz, np.float32), view, seed=i)
+        if getattr(scene, "gravity_transform", None) is not None:  # a sensor's frame (camera sequences)
+            if view != "room":
+                raise ValueError(f"scene {getattr(scene, 'name', i)} is in its sensor's frame: view must be 'room'")
+            gravity = scene.gravity_transform
         seg = pipeline.segment(xyz, rgb, grouping=grouping, postprocess=postprocess, preprocess=preprocess,
                                gravity_transform=gravity)
         pred = ScenePredictions.from_segmentation(seg, class_label_ids)

@@ -25,6 +25,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "or --set preprocess.voxel_size=0 (repeatable)")
     p.add_argument("--sets", choices=("p", "q", "both", "ablation"), default=None,
                    help="grouping sets; 'ablation' compares P, Q and both (paper Table 2)")
+    p.add_argument("--sequences", type=int, default=0, metavar="K",
+                   help="evaluate per frame on K held-out camera sequences (seeds 0..K-1, pointgroup_ros.data.camera: "
+                        "a robot's depth camera in synthetic rooms, optical frame + gravity transform) instead of "
+                        "whole rooms")
+    p.add_argument("--frames", type=int, default=40, help="frames per camera sequence (with --sequences)")
     p.add_argument("--view", choices=VIEWS, default="room",
                    help="how the pipeline gets each scene: room (as stored, z up, centred), far (40 m from the "
                         "frame's origin) or optical (in a tilted camera's optical frame, with its pose on a z-up "
@@ -47,6 +52,7 @@ def run(args: argparse.Namespace) -> int:
     from ..pipeline import Pipeline
     from ..training.sources import open_dataset
     from .train import apply_overrides
+    from tqdm import tqdm
 
     try:
         bad = [item for item in args.set
@@ -57,14 +63,25 @@ def run(args: argparse.Namespace) -> int:
         cfg = load_config(args.config) if args.config else None
         pipe = Pipeline(cfg, args.weights, device=args.device)
         cfg = apply_overrides(pipe.cfg, args.set)
-        dataset = open_dataset(cfg, args.data, "tune" if args.tuning_rooms else "val", train=False,
-                               num_synthetic=args.scenes)
-        if dataset is None:  # a folder without val/: evaluate every scene in it
-            dataset = FolderDataset(args.data, cfg.data, train=False)
+        if args.sequences:
+            if cfg.data.dataset != "synthetic" or args.view != "room":
+                raise ConfigError("--sequences: camera sequences are synthetic rooms seen from their own camera: "
+                                  "use the synthetic model and no --view")
+        else:
+            dataset = open_dataset(cfg, args.data, "tune" if args.tuning_rooms else "val", train=False,
+                                   num_synthetic=args.scenes)
+            if dataset is None:  # a folder without val/: evaluate every scene in it
+                dataset = FolderDataset(args.data, cfg.data, train=False)
     except (ConfigError, CheckpointError, ValueError) as exc:
         log.error("%s", exc)
         return 2
-    scenes = [dataset.load(i) for i in range(len(dataset))]
+    if args.sequences:
+        from ..evaluation.sequences import sequence_frames
+
+        with tqdm(total=args.sequences * args.frames, desc="rendering camera frames", unit="frame") as bar:
+            scenes: list = list(sequence_frames(range(args.sequences), args.frames, on_frame=lambda _: bar.update(1)))
+    else:
+        scenes = [dataset.load(i) for i in range(len(dataset))]
     if args.sets == "ablation":
         result: dict = {"ablation": compare_cluster_sets(pipe, scenes, progress=True, grouping=cfg.grouping,
                                                          postprocess=cfg.postprocess, view=args.view,
@@ -81,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
             print("S3DIS: " + "  ".join(f"{k} {_fmt(result['s3dis'][k])}" for k in ("mPrec50", "mRec50", "mCov",
                                                                                     "mWCov")))
     result["weights"] = pipe.weights_description
-    result["view"] = args.view
+    result["view"] = f"camera sequences {args.sequences} x {args.frames} frames" if args.sequences else args.view
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))
     return 0

@@ -1,4 +1,5 @@
-"""`pointgroup-ros prepare {scannet,s3dis,synthetic}`: write training scenes as .npz files (see data/scene.py).
+"""`pointgroup-ros prepare {scannet,s3dis,synthetic,camera}`: write training scenes as .npz files (see
+data/scene.py), or camera sequences as rosbag2 bags with their ground truth (data/camera.py).
 
   prepare scannet --src scans/ --labels scannetv2-labels.combined.tsv --out data/scannet/train
       raw ScanNet v2 scenes (one folder per scene, or all files in one folder); also writes the benchmark's
@@ -6,6 +7,9 @@
   prepare scannet --src scans_test/ --out data/scannet/test --test-split      (meshes only, no labels)
   prepare s3dis --src Stanford3dDataset_v1.2_Aligned_Version --out data/s3dis --areas 1 2 3 4 6
   prepare synthetic --out data/synthetic/train --num-scenes 64 --seed 0
+  prepare camera --out data/sequences --seed 0 --count 3 --frames 60
+      OUT/sequence_<seed>/ (MCAP bag: /camera/depth/points, /tf, /tf_static) and
+      OUT/sequence_<seed>.groundtruth.npz for seeds SEED..SEED+COUNT-1 (docs/CAMERA_SEQUENCES.md)
 """
 from __future__ import annotations
 
@@ -17,8 +21,10 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("dataset", choices=("scannet", "s3dis", "synthetic"), help="which source to prepare")
-    parser.add_argument("--out", required=True, type=Path, help="output folder for <scene>.npz files")
+    parser.add_argument("dataset", choices=("scannet", "s3dis", "synthetic", "camera"),
+                        help="which source to prepare (camera: RGB-D-like sequences of synthetic rooms as bags)")
+    parser.add_argument("--out", required=True, type=Path,
+                        help="output folder for <scene>.npz files (camera: sequence bags and ground truth)")
     parser.add_argument("--src", type=Path, help="raw dataset folder (scannet, s3dis)")
     parser.add_argument("--labels", type=Path,
                         help="scannet: scannetv2-labels.combined.tsv (default: looked up in SRC and its parent)")
@@ -28,8 +34,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scenes", nargs="+",
                         help="only these scene / room names (e.g. scene0000_00, Area_1_office_1)")
     parser.add_argument("--num-scenes", type=int, default=16, help="synthetic: number of scenes (default 16)")
-    parser.add_argument("--seed", type=int, default=0, help="synthetic: first seed; scene i uses seed + i")
-    parser.add_argument("--skip-existing", action="store_true", help="keep .npz files that already exist")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="synthetic: first seed, scene i uses seed + i; camera: first sequence seed (its room "
+                             "is the synthetic room SEQUENCE_SEED_BASE + seed, 3,000,000 + seed)")
+    parser.add_argument("--count", type=int, default=1, help="camera: number of sequences (default 1)")
+    parser.add_argument("--frames", type=int, default=60, help="camera: frames per sequence (default 60, 10 Hz)")
+    parser.add_argument("--unorganized", action="store_true",
+                        help="camera: clouds of the valid points only (default: height x width with NaN holes)")
+    parser.add_argument("--compress", action="store_true", help="camera: zstd-compressed MCAP chunks")
+    parser.add_argument("--skip-existing", action="store_true",
+                        help="keep .npz files (camera: sequences) that already exist")
 
 
 def _label_map_path(args: argparse.Namespace) -> Path:
@@ -77,8 +91,41 @@ def _jobs(args: argparse.Namespace) -> list[tuple[str, object]]:
     return jobs
 
 
+def _run_camera(args: argparse.Namespace) -> int:
+    """prepare camera: generate and write sequences SEED..SEED+COUNT-1 (an existing sequence is rewritten)."""
+    from tqdm import tqdm
+
+    from ..data.camera import CameraConfig, generate_sequence, groundtruth_path, write_sequence_bag
+    from ..data.scene import DataError
+
+    if args.count < 1 or args.frames < 1 or args.seed < 0:
+        log.error("--count and --frames must be >= 1 and --seed >= 0, got %d, %d and %d", args.count, args.frames,
+                  args.seed)
+        return 1
+    config = CameraConfig(organized=not args.unorganized)
+    written = 0
+    with tqdm(total=args.count * args.frames, desc="prepare camera", unit="frame") as bar:
+        for seed in range(args.seed, args.seed + args.count):
+            bag = args.out / f"sequence_{seed:06d}"
+            if args.skip_existing and (bag / "metadata.yaml").is_file() and groundtruth_path(bag).is_file():
+                bar.update(args.frames)
+                continue
+            try:
+                sequence = generate_sequence(seed, args.frames, config, on_frame=lambda _: bar.update(1))
+                write_sequence_bag(sequence, args.out, overwrite=True, compress=args.compress)
+            except (FileExistsError, DataError) as exc:
+                log.error("%s", exc)
+                return 1
+            written += 1
+    log.info("wrote %d sequence(s) to %s", written, args.out)
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
+
+    if args.dataset == "camera":
+        return _run_camera(args)
 
     from ..data.scene import DataError, save_scene
     try:
