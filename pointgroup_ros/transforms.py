@@ -27,6 +27,10 @@ _MIN_QUAT_NORM = 1e-6  # below this the quaternion's direction is numerical nois
 _RIGID_TOL = 1e-4  # loose enough for float32 matrices and rounded quaternions, tight enough to catch a scale
 
 
+# REP 103: a camera's optical frame (z forward, x right, y down) on its camera_link (x forward, z up), x y z w
+OPTICAL_IN_CAMERA_LINK = (-0.5, 0.5, -0.5, 0.5)
+
+
 class TransformError(LookupError):
     """A transform cannot be found; str(error) names both frames and why (unknown frame, frames not connected,
     stamp outside the recorded range, ...)."""

@@ -32,8 +32,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..evaluation.views import OPTICAL_IN_CAMERA_LINK
-from ..transforms import matrix_from_pose, transform_points
+from ..transforms import OPTICAL_IN_CAMERA_LINK, matrix_from_pose, transform_points
 from .scene import IGNORE, DataError, Scene
 from .synthetic import SYNTHETIC_CLASSES, generate_scene
 

@@ -16,12 +16,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..transforms import matrix_from_pose, transform_points
+from ..transforms import OPTICAL_IN_CAMERA_LINK, matrix_from_pose, transform_points
 
 VIEWS = ("room", "far", "optical")
 FAR_OFFSET = np.array([40.0, 0.0, 0.0])  # metres
-# REP 103: camera_link (x forward, z up) <- camera_optical_frame (z forward, x right, y down)
-OPTICAL_IN_CAMERA_LINK = (-0.5, 0.5, -0.5, 0.5)
 CAMERA_ON_BASE = np.array([0.10, 0.0, 1.30])  # camera_link on base_link: a head-height RGB-D camera
 CAMERA_PITCH_DEG = 25.0  # looking down
 

@@ -16,7 +16,7 @@ from pointgroup_ros.data.camera import (BASE_FRAME, CLOUD_TOPIC, ODOM_FRAME, OPT
                                         read_groundtruth, write_sequence_bag)
 from pointgroup_ros.data.scene import IGNORE, DataError, Scene
 from pointgroup_ros.data.synthetic import generate_scene
-from pointgroup_ros.evaluation.views import OPTICAL_IN_CAMERA_LINK
+from pointgroup_ros.transforms import OPTICAL_IN_CAMERA_LINK
 from pointgroup_ros.transforms import TransformBuffer, matrix_from_pose, transform_points
 
 SMALL = CameraConfig(width=160, height=120, noise_k=0.0)  # noise-free: geometry to the splat's tolerance
