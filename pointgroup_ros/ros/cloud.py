@@ -6,6 +6,8 @@ big-endian data, x / y / z as FLOAT32 or FLOAT64, colour as a packed FLOAT32 'rg
 UINT8 'r', 'g', 'b' fields, or none. Fields are read through strided numpy views of the message buffer; xyz
 and colours stay zero-copy views when they are native float32 / uint8 with no row padding, else they cost
 one vectorised pass. encode_labeled_cloud builds the labeled output cloud through a MessageKit.
+InstanceLabels says which instances of a frame are published and under which id (their rank by default, track
+ids with tracking); the labeled cloud and the message builders (messages.py) all follow it.
 """
 from __future__ import annotations
 
@@ -211,32 +213,97 @@ def header_of(kit: MessageKit, header: Any) -> Any:
     return kit.make("std_msgs/msg/Header", stamp=stamp, frame_id=str(header.frame_id))
 
 
+@dataclass(frozen=True)
+class InstanceLabels:
+    """The published identity of a frame's M instances: all four outputs use it instead of the rank m.
+
+    ids: int64 (M,), the id instance m is published under (its rank m by default; a track id with tracking).
+    publish: bool (M,), whether instance m is published at all (tentative tracks are not): an unpublished
+        instance's points get instance -1 (and grey) in the labeled cloud, and it is absent from detections,
+        markers and instances. Published ids are >= 0 and distinct (checked). Colours follow the id
+        (cloud_io.instance_colours), so an object published under one id over a sequence keeps its colour.
+    """
+
+    ids: np.ndarray
+    publish: np.ndarray
+
+    def __post_init__(self) -> None:
+        ids = np.asarray(self.ids, np.int64).reshape(-1)
+        publish = np.asarray(self.publish, bool).reshape(-1)
+        if publish.shape != ids.shape:
+            raise ValueError(f"InstanceLabels: {ids.shape[0]} ids but {publish.shape[0]} publish flags")
+        shown = ids[publish]
+        if shown.size and (int(shown.min()) < 0 or int(shown.max()) > np.iinfo(np.int32).max):
+            raise ValueError("InstanceLabels: published ids must be in [0, 2**31 - 1]")
+        if np.unique(shown).shape[0] != shown.shape[0]:
+            raise ValueError("InstanceLabels: published ids must be distinct")
+        object.__setattr__(self, "ids", ids)
+        object.__setattr__(self, "publish", publish)
+
+    @classmethod
+    def ranks(cls, num_instances: int) -> "InstanceLabels":
+        """Every instance published under its rank m (what a frame without tracking publishes)."""
+        return cls(np.arange(num_instances, dtype=np.int64), np.ones(num_instances, bool))
+
+    @classmethod
+    def hidden(cls, num_instances: int) -> "InstanceLabels":
+        """No instance published (a tracked frame the tracker skipped: rank ids would break the track ids)."""
+        return cls(np.full(num_instances, -1, np.int64), np.zeros(num_instances, bool))
+
+    @classmethod
+    def of(cls, seg: Segmentation, labels: "InstanceLabels | None") -> "InstanceLabels":
+        """`labels` checked against seg (M instances), or the ranks when None."""
+        if labels is None:
+            return cls.ranks(seg.num_instances)
+        if labels.ids.shape[0] != seg.num_instances:
+            raise ValueError(f"InstanceLabels for {labels.ids.shape[0]} instances, the segmentation has "
+                             f"{seg.num_instances}")
+        return labels
+
+    @property
+    def num_published(self) -> int:
+        return int(self.publish.sum())
+
+    def point_ids(self, instance: np.ndarray) -> np.ndarray:
+        """int32 (N,): each point's published id from its instance index (-1: none or not published)."""
+        table = np.where(self.publish, self.ids, -1).astype(np.int32)
+        inst = np.asarray(instance)
+        out = np.full(inst.shape, -1, np.int32)
+        has = inst >= 0
+        out[has] = table[inst[has]]
+        return out
+
+
 def label_none(seg: Segmentation) -> int:
     """The 'label' value of points without a class: len(class_names), one past the last class index."""
     return len(seg.class_names)
 
 
-def labeled_points(cloud: CloudArrays, seg: Segmentation) -> np.ndarray:
+def labeled_points(cloud: CloudArrays, seg: Segmentation, labels: InstanceLabels | None = None) -> np.ndarray:
     """The labeled cloud's records: structured (N,) array with the LABELED_FIELDS layout.
 
-    rgb: instance colour (fixed palette, grey for none); label: semantic class index, label_none(seg) where
-    the point has no class (invalid points); instance: instance index, -1 for none.
+    rgb: instance colour (fixed palette by published id, grey for none); label: semantic class index,
+    label_none(seg) where the point has no class (invalid points); instance: the published id of the point's
+    instance (labels; default its index m), -1 for none or an unpublished instance.
     """
     n = cloud.num_points
     if seg.semantic.shape != (n,) or seg.instance.shape != (n,):
         raise ValueError(f"segmentation has {seg.semantic.shape[0]} points, the cloud {n}")
+    ids = seg.instance if labels is None else InstanceLabels.of(seg, labels).point_ids(seg.instance)
     rec = np.empty(n, _LABELED_DTYPE)
     rec["x"], rec["y"], rec["z"] = cloud.xyz[:, 0], cloud.xyz[:, 1], cloud.xyz[:, 2]
-    rec["rgb"] = pack_rgb(instance_colours(seg.instance))
+    rec["rgb"] = pack_rgb(instance_colours(ids))
     rec["label"] = np.where(seg.semantic < 0, label_none(seg), seg.semantic)
-    rec["instance"] = seg.instance
+    rec["instance"] = ids
     return rec
 
 
-def encode_labeled_cloud(kit: MessageKit, header: Any, cloud: CloudArrays, seg: Segmentation) -> Any:
+def encode_labeled_cloud(kit: MessageKit, header: Any, cloud: CloudArrays, seg: Segmentation,
+                         labels: InstanceLabels | None = None) -> Any:
     """sensor_msgs/PointCloud2 with x, y, z, rgb (FLOAT32), label (UINT32), instance (INT32); the input's
-    height, width and point order, so point i of the output is point i of the input; `header` copied."""
-    rec = labeled_points(cloud, seg)
+    height, width and point order, so point i of the output is point i of the input; `header` copied.
+    labels: the published ids (None: ranks), see labeled_points."""
+    rec = labeled_points(cloud, seg, labels)
     fields = [kit.make("sensor_msgs/msg/PointField", name=name, offset=offset, datatype=datatype, count=1)
               for name, offset, datatype in LABELED_FIELDS]
     return kit.make(

@@ -4,8 +4,15 @@ FrameProcessor: PointCloud2 -> decode -> Pipeline.segment -> the requested outpu
 timings; with a gravity frame (name and 4x4 transform from the input frame), the points are segmented in that
 z-up frame and detections, markers and instances are stamped with it, while the labeled cloud keeps the input's
 header (it is point-for-point the input cloud). An empty cloud, or one without a usable point, is still a
-frame: a labeled cloud of the same shape, markers that only clear (DELETEALL), no detections, no instances. LatestMailbox: the node's one-slot hand-over from the subscription callback to the worker thread
-(a newer frame replaces an unprocessed one, which is counted as dropped). FrameStats: what /diagnostics says.
+frame: a labeled cloud of the same shape, markers that only clear (DELETEALL), no detections, no instances.
+With tracking (a TrackingInput: the topic's Tracker and the pose of the cloud's frame in the tracking frame at
+its stamp), the instances get track ids after segmentation (cost in timings "tracking") and all four outputs
+publish only confirmed tracks, under their track ids and colours (cloud.InstanceLabels); a frame the tracker
+skips (no pose, bad pose) is published with no instance at all rather than with rank ids, and the result says
+why (FrameResult.tracking.skipped_reason). Callers that cannot look the pose up are expected to skip the frame
+before segmenting it, as for a missing gravity transform (the runner does).
+LatestMailbox: the node's one-slot hand-over from the subscription callback to the worker thread (a newer frame
+replaces an unprocessed one, which is counted as dropped). FrameStats: what /diagnostics says.
 """
 from __future__ import annotations
 
@@ -18,12 +25,13 @@ import numpy as np
 
 from ..cloud_io import CloudArrays
 from ..config import GroupingConfig, PostprocessConfig, PreprocessConfig
-from .cloud import CloudLayout, cloud_layout, decode_cloud, encode_labeled_cloud
+from .cloud import CloudLayout, InstanceLabels, cloud_layout, decode_cloud, encode_labeled_cloud
 from .kit import MessageKit
 from .messages import build_detections, build_instances, build_markers
 
 if TYPE_CHECKING:
     from ..pipeline import Segmentation
+    from ..tracking import Tracker, TrackingResult
 
 OUTPUTS = ("labeled_points", "detections", "markers", "instances")
 
@@ -51,6 +59,23 @@ class FrameResult:
     seg: "Segmentation"
     messages: dict[str, Any]
     timings_ms: dict[str, float]
+    labels: InstanceLabels | None = None  # the published ids (None: ranks, every instance published)
+    tracking: "TrackingResult | None" = None  # with tracking: this frame's result (skipped_reason when skipped)
+
+    @property
+    def published(self) -> InstanceLabels:
+        """Which instances were published and under which id (ranks when no labels were given)."""
+        return InstanceLabels.of(self.seg, self.labels)
+
+
+@dataclass(frozen=True)
+class TrackingInput:
+    """What FrameProcessor.process needs to track a frame: the topic's tracker (one per input topic, it keeps
+    state between frames) and fixed_from_input, the 4x4 pose of the cloud's frame in the tracking frame
+    (odom, map) at the cloud's stamp, None when unknown (the tracker then skips the frame)."""
+
+    tracker: "Tracker"
+    fixed_from_input: np.ndarray | None
 
 
 Gravity = tuple[str, np.ndarray]  # (gravity frame id, rigid 4x4 transform: input frame -> gravity frame)
@@ -69,13 +94,16 @@ class FrameProcessor:
 
     def process(self, msg: Any, outputs: tuple[str, ...] = OUTPUTS, grouping: GroupingConfig | None = None,
                 postprocess: PostprocessConfig | None = None, preprocess: PreprocessConfig | None = None,
-                gravity: Gravity | None = None) -> FrameResult:
+                gravity: Gravity | None = None, tracking: TrackingInput | None = None) -> FrameResult:
         """Segment `msg` and build the messages named in `outputs` (a subset of OUTPUTS).
 
         grouping / postprocess / preprocess: per-frame settings (None: the pipeline's configuration).
         gravity: None (the input frame is z-up), or (gravity frame id, 4x4 matrix taking input points into it):
         the pipeline segments in that frame, and detections, markers and instances get header.frame_id = the
         gravity frame (same stamp); the labeled cloud keeps the input header.
+        tracking: None (instances published under their rank m), or the topic's tracker and the pose of the
+        cloud's frame in the tracking frame: the instances get track ids (timings "tracking"), only confirmed
+        tracks are published, under their track ids; a frame the tracker skips publishes no instance.
         Raises cloud.CloudFormatError for a malformed cloud (nothing is built then).
         """
         unknown = set(outputs) - set(OUTPUTS)
@@ -101,6 +129,13 @@ class FrameProcessor:
         timings = {"decode": (t1 - t0) * 1e3, **{f"pipeline/{k}": v for k, v in seg.timings_ms.items()},
                    "pipeline": (t2 - t1) * 1e3}
         header = msg.header
+        labels: InstanceLabels | None = None
+        tracked: TrackingResult | None = None
+        if tracking is not None:
+            tracked = tracking.tracker.update(seg, cloud.xyz, tracking.fixed_from_input, _stamp_ns(header))
+            timings["tracking"] = tracked.update_ms
+            labels = (InstanceLabels.hidden(seg.num_instances) if tracked.skipped
+                      else InstanceLabels(tracked.track_ids, tracked.confirmed & (tracked.track_ids >= 0)))
         # boxes and instances live where the pipeline put them: the gravity frame when one was given
         box_header = header if gravity is None else _Header(header.stamp, gravity[0])
         messages: dict[str, Any] = {}
@@ -109,16 +144,21 @@ class FrameProcessor:
                 continue
             t = time.perf_counter()
             if name == "labeled_points":
-                messages[name] = encode_labeled_cloud(self.kit, header, cloud, seg)
+                messages[name] = encode_labeled_cloud(self.kit, header, cloud, seg, labels)
             elif name == "detections":
-                messages[name] = build_detections(self.kit, box_header, seg)
+                messages[name] = build_detections(self.kit, box_header, seg, labels)
             elif name == "markers":
-                messages[name] = build_markers(self.kit, box_header, seg, lifetime=self.marker_lifetime)
+                messages[name] = build_markers(self.kit, box_header, seg, lifetime=self.marker_lifetime,
+                                               labels=labels)
             else:
-                messages[name] = build_instances(self.kit, box_header, seg, cloud.height, cloud.width)
+                messages[name] = build_instances(self.kit, box_header, seg, cloud.height, cloud.width, labels)
             timings[f"build/{name}"] = (time.perf_counter() - t) * 1e3
         timings["total"] = (time.perf_counter() - t0) * 1e3
-        return FrameResult(cloud, layout, seg, messages, timings)
+        return FrameResult(cloud, layout, seg, messages, timings, labels, tracked)
+
+
+def _stamp_ns(header: Any) -> int:
+    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
 
 
 @dataclass(frozen=True)
@@ -191,7 +231,7 @@ class FrameStats:
         with self.lock:
             self.frames_processed += 1
             self.last_points = result.cloud.num_points
-            self.last_instances = result.seg.num_instances
+            self.last_instances = result.published.num_published
             self.last_network_points = int(getattr(result.seg, "network_points", 0))
             self.last_input_age_ms = input_age_ms
             self.last_timings_ms = dict(result.timings_ms)

@@ -16,6 +16,15 @@ without a transform is skipped and counted (the first few are named in the log).
 X,Y,Z,QX,QY,QZ,QW (one cloud file) gives the cloud frame's pose in a z-up frame; the PNG is drawn z-up.
 --voxel-size / --min-range / --max-range set the preprocessing (downsampling and a range crop) of every cloud.
 
+Tracking: --track --tracking-frame FRAME (bags; FRAME a fixed frame such as odom or map) looks up FRAME <- the
+cloud's frame at each cloud's stamp in the same /tf_static and /tf buffer (with or without --gravity-frame) and
+runs one pointgroup_ros.tracking.Tracker per cloud topic. The instance ids of all four outputs are then track
+ids (labeled cloud 'instance' field, Detection3D.id, marker ids, Instance.id), colours follow the track id, and
+tentative tracks are not published (instance -1 in the labeled cloud, absent from the other three). A cloud
+without that transform is skipped like one without a gravity transform: nothing is written for it, it is
+counted and the first few are named in the log, and the tracks live on unchanged (no miss is counted).
+--set tracking.KEY=VALUE sets a TrackerConfig threshold (e.g. tracking.confirm_hits=2; values as YAML).
+
 Cut-short recordings (pointgroup_ros.ros.bags): a bag that rosbags cannot open, e.g. an MCAP file without
 summary or footer ending in a torn chunk, or a .db3 with missing pages (what a power loss leaves), is read
 record by record: every complete message is segmented and copied, and the run says what was lost. A bag with
@@ -43,6 +52,7 @@ if TYPE_CHECKING:
 
     from ..config import PreprocessConfig
     from ..ros.bags import Bag
+    from ..tracking import TrackerConfig
     from ..ros.processing import FrameResult, SegmentingPipeline
     from ..transforms import TransformBuffer
 
@@ -66,6 +76,7 @@ EPILOG = """examples:
   pointgroup-ros run recording/ --out segmented/ --gravity-frame base_link
   pointgroup-ros run cut_short.mcap --out segmented/ --topic /camera/depth/points
   pointgroup-ros run scan.pcd --out scan_labeled.ply --gravity-transform 0,0,1.2,-0.5,0.5,-0.5,0.5
+  pointgroup-ros run sequence/ --out tracked/ --gravity-frame base_link --track --tracking-frame odom
 
 A bag cut short (power loss: no MCAP footer, a torn last chunk, a .db3 with missing pages) is read record
 by record; every complete message is segmented and the run says how much was lost."""
@@ -91,6 +102,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     bags.add_argument("--gravity-frame", default=None, metavar="FRAME", help="segment each cloud in this z-up "
                       "frame (e.g. base_link), using the bag's /tf_static and /tf at the cloud's stamp; boxes, "
                       "markers and instances are written in FRAME; clouds without a transform are skipped")
+    bags.add_argument("--track", action="store_true", help="track instances over the frames of each cloud "
+                      "topic: published ids and colours are track ids (stable per object), tentative tracks "
+                      "are not published; needs --tracking-frame")
+    bags.add_argument("--tracking-frame", default=None, metavar="FRAME", help="fixed frame to track in (e.g. "
+                      "odom or map), looked up in the bag's /tf_static and /tf at each cloud's stamp; clouds "
+                      "without a transform are skipped")
+    bags.add_argument("--set", action="append", default=[], metavar="tracking.KEY=VALUE", dest="set",
+                      help="a tracker threshold (repeatable), e.g. tracking.confirm_hits=2, "
+                      "tracking.min_iou=0.2 (see pointgroup_ros.tracking.TrackerConfig)")
     one = parser.add_argument_group("one cloud file")
     one.add_argument("--gravity-transform", default=None, metavar="X,Y,Z,QX,QY,QZ,QW", help="the cloud "
                      "frame's pose in a z-up frame (metres, quaternion x,y,z,w): the cloud is segmented and "
@@ -111,8 +131,19 @@ def run(args: argparse.Namespace, pipeline: "SegmentingPipeline | None" = None) 
     src, out = Path(args.input), Path(args.out)
     gravity_frame: str | None = getattr(args, "gravity_frame", None)
     gravity_text: str | None = getattr(args, "gravity_transform", None)
+    track: bool = bool(getattr(args, "track", False))
+    tracking_frame: str | None = getattr(args, "tracking_frame", None)
+    settings: list[str] = list(getattr(args, "set", None) or [])
     try:
+        tracker_config = check_tracking_args(track, tracking_frame, settings)
+        if track:
+            from ..transforms import normalize_frame
+
+            tracking_frame = normalize_frame(str(tracking_frame))
         kind = input_kind(src)
+        if kind == "cloud" and track:
+            raise RunError("--track needs a bag (a sequence of clouds with /tf); one cloud file has nothing to "
+                           "track")
         if kind == "cloud" and gravity_frame is not None:
             raise RunError("--gravity-frame needs a bag (it reads /tf and /tf_static); for one cloud file give "
                            "the cloud frame's pose with --gravity-transform X,Y,Z,QX,QY,QZ,QW")
@@ -143,12 +174,49 @@ def run(args: argparse.Namespace, pipeline: "SegmentingPipeline | None" = None) 
         else:
             summary = process_bag(src, out, pipeline, topics=args.topic, overwrite=args.overwrite,
                                   progress=not args.no_progress, gravity_frame=gravity_frame,
-                                  preprocess=preprocess)
+                                  preprocess=preprocess, tracking_frame=tracking_frame if track else None,
+                                  tracker_config=tracker_config)
     except (RunError, BagOpenError, ValueError, OSError) as exc:
         log.error("%s", exc)
         return 1
     log.info("%s", summary.describe())
     return 0
+
+
+def check_tracking_args(track: bool, tracking_frame: str | None,
+                        settings: Sequence[str]) -> "TrackerConfig | None":
+    """The TrackerConfig for --track (defaults with the --set tracking.KEY=VALUE values), None without
+    --track; RunError for --track without --tracking-frame, tracking options without --track, or bad values."""
+    if not track:
+        if tracking_frame is not None:
+            raise RunError("--tracking-frame is only used with --track (add --track to track instances)")
+        if settings:
+            raise RunError("--set tracking.KEY=VALUE is only used with --track")
+        return None
+    if tracking_frame is None or not str(tracking_frame).strip("/ "):
+        raise RunError("--track needs --tracking-frame FRAME: a fixed frame of the bag's tf tree to track in "
+                       "(e.g. odom or map)")
+    import yaml
+
+    from ..config import ConfigError
+    from ..tracking import TrackerConfig
+
+    fields = {f.name for f in dataclasses.fields(TrackerConfig)}
+    changes: dict[str, Any] = {}
+    for item in settings:
+        key, sep, value = item.partition("=")
+        section, dot, name = key.strip().partition(".")
+        if not sep or section != "tracking" or not dot or name not in fields:
+            raise RunError(f"--set {item!r}: expected tracking.KEY=VALUE with KEY one of "
+                           f"{', '.join(sorted(fields))}")
+        try:
+            changes[name] = yaml.safe_load(value)
+        except yaml.YAMLError as exc:
+            raise RunError(f"--set {item!r}: cannot read the value: {exc}") from None
+    try:
+        return TrackerConfig().replace(**changes)
+    except ConfigError as exc:
+        raise RunError(f"--set: {exc}") from None
 
 
 def preprocess_from_args(args: argparse.Namespace, pipeline: Any) -> "PreprocessConfig | None":
@@ -250,6 +318,9 @@ class RunSummary:
     topics: list[str] = field(default_factory=list)
     skipped_no_tf: int = 0  # clouds without a transform to the gravity frame
     gravity_frame: str | None = None
+    tracking_frame: str | None = None  # with --track
+    skipped_no_tracking_tf: int = 0  # clouds without a transform to the tracking frame
+    tracks: int = 0  # distinct track ids published (per topic, summed over topics)
     lost: str = ""  # what a cut-short input lost (bags.Loss.describe()), "" when the input was read whole
 
     def describe(self) -> str:
@@ -258,8 +329,13 @@ class RunSummary:
             text += f" on {', '.join(self.topics)}; {self.copied} input message(s) copied"
         if self.gravity_frame:
             text += f"; boxes in frame '{self.gravity_frame}'"
+        if self.tracking_frame:
+            text += f"; {self.tracks} track(s) published, tracked in frame '{self.tracking_frame}'"
         if self.skipped_no_tf:
             text += f"; {self.skipped_no_tf} cloud(s) skipped: no transform to '{self.gravity_frame}'"
+        if self.skipped_no_tracking_tf:
+            text += (f"; {self.skipped_no_tracking_tf} cloud(s) skipped: no transform to the tracking frame "
+                     f"'{self.tracking_frame}'")
         if self.rejected:
             text += f"; {self.rejected} malformed cloud(s) skipped"
         if self.lost:
@@ -340,13 +416,16 @@ def _stamp_ns(header: Any) -> int:
 def process_bag(src: Path, out: Path, pipeline: "SegmentingPipeline", topics: Sequence[str] | None = None,
                 overwrite: bool = False, progress: bool = True,
                 on_frame: "Callable[[str, int, FrameResult], None] | None" = None,
-                gravity_frame: str | None = None, preprocess: "PreprocessConfig | None" = None) -> RunSummary:
+                gravity_frame: str | None = None, preprocess: "PreprocessConfig | None" = None,
+                tracking_frame: str | None = None, tracker_config: "TrackerConfig | None" = None) -> RunSummary:
     """Segment the PointCloud2 topics of a bag into a new MCAP rosbag2 bag at `out` (see the module doc).
 
     gravity_frame: segment each cloud in this frame (transform from the bag's /tf_static and /tf at the cloud's
     header stamp); clouds without one are skipped and counted. preprocess: per-cloud preprocessing (None: the
-    pipeline's). on_frame(topic, stamp_ns, result) is called after each segmented cloud (the demo's summary
-    uses it). Raises bags.BagOpenError when nothing of the bag can be read.
+    pipeline's). tracking_frame: track the instances of each cloud topic in this fixed frame (one Tracker per
+    topic with tracker_config, default TrackerConfig()): outputs carry confirmed track ids only; clouds without
+    a transform to it are skipped and counted. on_frame(topic, stamp_ns, result) is called after each segmented
+    cloud (the demo's summary uses it). Raises bags.BagOpenError when nothing of the bag can be read.
     """
     from rosbags.rosbag2 import StoragePlugin, Writer
     from tqdm import tqdm
@@ -354,7 +433,7 @@ def process_bag(src: Path, out: Path, pipeline: "SegmentingPipeline", topics: Se
     from ..ros.bags import open_bag
     from ..ros.cloud import CloudFormatError
     from ..ros.kit import RosbagsKit
-    from ..ros.processing import OUTPUTS, FrameProcessor
+    from ..ros.processing import OUTPUTS, FrameProcessor, TrackingInput
     from ..ros.typestore import OUTPUT_TYPES, make_typestore
     from ..transforms import TransformError, normalize_frame
 
@@ -382,8 +461,15 @@ def process_bag(src: Path, out: Path, pipeline: "SegmentingPipeline", topics: Se
         if replaced:  # e.g. a bag written by an earlier run: its old outputs are replaced, not duplicated
             log.warning("%s already has %s: not copied, replaced by this run's output", src, ", ".join(replaced))
         copied = [c for c in bag.connections if c.topic not in new_topics]
-        tf = load_transforms(bag) if gravity_frame else None
-        summary = RunSummary(out, topics=clouds, gravity_frame=gravity_frame)
+        tf = load_transforms(bag) if gravity_frame or tracking_frame else None
+        summary = RunSummary(out, topics=clouds, gravity_frame=gravity_frame, tracking_frame=tracking_frame)
+        trackers: dict[str, Tracker] = {}
+        published: dict[str, set[int]] = {}
+        if tracking_frame is not None:
+            from ..tracking import Tracker, TrackerConfig
+
+            trackers = {t: Tracker(tracker_config or TrackerConfig()) for t in clouds}
+            published = {t: set() for t in clouds}
         with staged(out, overwrite) as path:
             writer = Writer(path, version=BAG_VERSION, storage_plugin=StoragePlugin.MCAP)
             with writer:
@@ -419,8 +505,23 @@ def process_bag(src: Path, out: Path, pipeline: "SegmentingPipeline", topics: Se
                                                 "" if summary.skipped_no_tf < LOGGED_SKIPS else
                                                 " (further clouds without a transform are only counted)")
                                 continue
+                        tracking: TrackingInput | None = None
+                        if tf is not None and tracking_frame is not None:
+                            try:
+                                pose = tf.lookup(tracking_frame, str(msg.header.frame_id), _stamp_ns(msg.header))
+                            except TransformError as exc:
+                                summary.skipped_no_tracking_tf += 1
+                                if summary.skipped_no_tracking_tf <= LOGGED_SKIPS:
+                                    log.warning("%s at %d ns: cloud in '%s' skipped: no tracking pose: %s%s",
+                                                conn.topic, stamp, normalize_frame(str(msg.header.frame_id)), exc,
+                                                "" if summary.skipped_no_tracking_tf < LOGGED_SKIPS else
+                                                " (further clouds without a tracking transform are only "
+                                                "counted)")
+                                continue
+                            tracking = TrackingInput(trackers[conn.topic], pose)
                         try:
-                            result = processor.process(msg, preprocess=preprocess, gravity=gravity)
+                            result = processor.process(msg, preprocess=preprocess, gravity=gravity,
+                                                       tracking=tracking)
                         except CloudFormatError as exc:
                             summary.rejected += 1
                             log.warning("%s at %d ns: skipping malformed cloud: %s", conn.topic, stamp, exc)
@@ -429,7 +530,13 @@ def process_bag(src: Path, out: Path, pipeline: "SegmentingPipeline", topics: Se
                             data = store.serialize_cdr(message, OUTPUT_TYPES[name])
                             writer.write(outs[(conn.topic, name)], stamp, data)
                         summary.frames += 1
-                        summary.instances += result.seg.num_instances
+                        labels = result.published
+                        summary.instances += labels.num_published
+                        if result.tracking is not None:
+                            if result.tracking.skipped:  # a pose TF gave but the tracker refused (not rigid)
+                                log.warning("%s at %d ns: not tracked, published without instances: %s",
+                                            conn.topic, stamp, result.tracking.skipped_reason)
+                            published[conn.topic].update(labels.ids[labels.publish].tolist())
                         if on_frame is not None:
                             on_frame(conn.topic, stamp, result)
         if bag.loss is not None:
@@ -438,6 +545,10 @@ def process_bag(src: Path, out: Path, pipeline: "SegmentingPipeline", topics: Se
     if summary.skipped_no_tf:
         log.warning("%d cloud(s) skipped: no transform to '%s' at their stamp", summary.skipped_no_tf,
                     gravity_frame)
+    if summary.skipped_no_tracking_tf:
+        log.warning("%d cloud(s) skipped: no transform to the tracking frame '%s' at their stamp",
+                    summary.skipped_no_tracking_tf, tracking_frame)
+    summary.tracks = sum(len(ids) for ids in published.values())
     return summary
 
 
