@@ -11,7 +11,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from ..data.camera import CameraConfig, generate_sequence
+from ..data.camera import CameraConfig, Sequence, generate_sequence
 
 
 @dataclass
@@ -26,11 +26,18 @@ class SensorFrame:
     gravity_transform: np.ndarray  # (4, 4): base_link <- optical frame
 
 
+def camera_sequences(seeds: range | list[int], frames: int, config: CameraConfig | None = None,
+                     on_frame: Callable[[int], None] | None = None) -> Iterator[Sequence]:
+    """The held-out camera sequences of `seeds`, generated one at a time (a whole Sequence each: poses,
+    stamps, organized frames), for evaluations that need the frames in order (tracking)."""
+    for seed in seeds:
+        yield generate_sequence(seed, frames=frames, config=config, on_frame=on_frame)
+
+
 def sequence_frames(seeds: range | list[int], frames: int, config: CameraConfig | None = None,
                     on_frame: Callable[[int], None] | None = None) -> Iterator[SensorFrame]:
     """The frames of the camera sequences of `seeds` (held-out sequence rooms), one SensorFrame each."""
-    for seed in seeds:
-        seq = generate_sequence(seed, frames=frames, config=config, on_frame=on_frame)
+    for seq in camera_sequences(seeds, frames, config, on_frame):
         for i, frame in enumerate(seq.frames):
             xyz, rgb, semantic, instance = frame.cloud(organized=False)
             yield SensorFrame(f"{seq.name}_{i:04d}", xyz.astype(np.float32), rgb, semantic.astype(np.int64),

@@ -22,7 +22,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "ones; choose thresholds there, report on the held-out rooms")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override a preprocess, grouping or postprocess key, e.g. --set grouping.shifted_radius=0.02 "
-                        "or --set preprocess.voxel_size=0 (repeatable)")
+                        "or --set preprocess.voxel_size=0; with --track also tracking.KEY (TrackerConfig), e.g. "
+                        "--set tracking.min_iou=0.2 (repeatable)")
     p.add_argument("--sets", choices=("p", "q", "both", "ablation"), default=None,
                    help="grouping sets; 'ablation' compares P, Q and both (paper Table 2)")
     p.add_argument("--sequences", type=int, default=0, metavar="K",
@@ -34,6 +35,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="how the pipeline gets each scene: room (as stored, z up, centred), far (40 m from the "
                         "frame's origin) or optical (in a tilted camera's optical frame, with its pose on a z-up "
                         "base as the gravity transform); a robot's clouds look like far or optical")
+    p.add_argument("--track", action="store_true",
+                   help="with --sequences: track the instances over each sequence (pointgroup_ros.tracking, in the "
+                        "odom frame) and report identity metrics (IDF1, IDP, IDR, MOTA, identity switches, per-frame "
+                        "tracking cost) instead of per-frame AP")
+    p.add_argument("--match-iou", type=float, default=0.5,
+                   help="with --track: IoU a published track needs with a ground-truth instance to match it")
     p.add_argument("--device", default="auto")
     p.add_argument("--json", help="write the figures to this JSON file")
     p.add_argument("--write-submission", metavar="DIR", help="also write ScanNet submission files to DIR")
@@ -41,6 +48,53 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.3f}"
+
+
+def _tracker_config(items: list[str]):  # -> TrackerConfig
+    """TrackerConfig with --set tracking.KEY=VALUE overrides (values parsed as YAML, then validated)."""
+    import dataclasses
+
+    import yaml
+
+    from ..config import ConfigError
+    from ..tracking import TrackerConfig
+
+    names = {f.name for f in dataclasses.fields(TrackerConfig)}
+    changes = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        name = key.strip().partition(".")[2]
+        if not sep or name not in names:
+            raise ConfigError(f"--set {item!r}: expected tracking.KEY=VALUE with KEY one of {sorted(names)}")
+        changes[name] = yaml.safe_load(value)
+    return TrackerConfig().replace(**changes)
+
+
+def _run_tracking(args: argparse.Namespace, pipe, cfg, tracker_config) -> int:
+    """`eval --sequences K --frames F --track`: identity metrics of the tracker over the camera sequences."""
+    from tqdm import tqdm
+
+    from ..evaluation.tracking import evaluate_tracking, format_tracking_table
+
+    try:
+        import motmetrics  # noqa: F401  (an evaluation extra, not needed on a robot)
+    except ImportError:
+        log.error("eval --track computes identity metrics with motmetrics: pip install 'pointgroup_ros[eval]' "
+                  "(or pip install motmetrics)")
+        return 2
+    with tqdm(total=2 * args.sequences * args.frames, desc="camera sequences (render + track)",
+              unit="frame") as bar:
+        result = evaluate_tracking(pipe, range(args.sequences), args.frames, tracker_config,
+                                   max_distance=1.0 - args.match_iou, grouping=cfg.grouping,
+                                   postprocess=cfg.postprocess, preprocess=cfg.preprocess,
+                                   on_frame=lambda _stage, _i: bar.update(1))
+    print(format_tracking_table(result))
+    result["weights"] = pipe.weights_description
+    result["view"] = f"camera sequences {args.sequences} x {args.frames} frames, tracked in odom"
+    result["device"] = str(pipe.device)
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2))
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
@@ -54,7 +108,20 @@ def run(args: argparse.Namespace) -> int:
     from .train import apply_overrides
     from tqdm import tqdm
 
+    tracker_config = None
     try:
+        if args.track and not args.sequences:
+            raise ConfigError("--track: tracking is evaluated on camera sequences: add --sequences K")
+        if args.track and args.sets is not None:
+            raise ConfigError("--track: --sets compares grouping sets by AP; it does not apply to tracking")
+        if not 0.0 < args.match_iou <= 1.0:
+            raise ConfigError(f"--match-iou must be in (0, 1], got {args.match_iou}")
+        tracking_sets = [item for item in args.set if item.partition(".")[0].strip() == "tracking"]
+        if tracking_sets:
+            if not args.track:
+                raise ConfigError(f"--set {tracking_sets[0]!r}: tracking.* overrides need --track")
+            tracker_config = _tracker_config(tracking_sets)
+        args.set = [item for item in args.set if item not in tracking_sets]
         bad = [item for item in args.set
                if item.partition(".")[0].strip() not in ("preprocess", "grouping", "postprocess")]
         if bad:
@@ -75,6 +142,8 @@ def run(args: argparse.Namespace) -> int:
     except (ConfigError, CheckpointError, ValueError) as exc:
         log.error("%s", exc)
         return 2
+    if args.track:
+        return _run_tracking(args, pipe, cfg, tracker_config)
     if args.sequences:
         from ..evaluation.sequences import sequence_frames
 
