@@ -178,6 +178,8 @@ class TrainConfig:
     num_workers: int = 0
     checkpoint_every: int = 16  # epochs
     mixed_precision: bool = True  # on CUDA only
+    # synthetic rooms only: camera views per training room added to the training set (0: whole rooms only)
+    camera_views: int = 0
 
     def validate(self) -> None:
         _check(self.epochs >= 1, "train.epochs", "must be >= 1", self.epochs)
@@ -194,6 +196,8 @@ class TrainConfig:
                (self.score_bg_threshold, self.score_fg_threshold))
         _check(self.num_workers >= 0, "train.num_workers", "must be >= 0", self.num_workers)
         _check(self.checkpoint_every >= 1, "train.checkpoint_every", "must be >= 1", self.checkpoint_every)
+        _check(0 <= self.camera_views <= 100, "train.camera_views", "must be in [0, 100] (0: off)",
+               self.camera_views)
 
 
 @dataclass(frozen=True)

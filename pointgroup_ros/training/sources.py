@@ -23,18 +23,27 @@ def open_dataset(cfg: Config, data: str | Path | None, split: str, train: bool, 
 
     data: 'synthetic' (or None with a synthetic config) generates rooms by seed: training seeds
         0..num_synthetic-1, held-out seeds HELD_OUT_SEED_BASE + 0..num_synthetic-1 ('val'), tuning seeds
-        TUNING_SEED_BASE + 0..num_synthetic-1 ('tune').
+        TUNING_SEED_BASE + 0..num_synthetic-1 ('tune'). The 'train' split adds cfg.train.camera_views camera
+        views of each room (SyntheticDataset; downsampled as the pipeline does, cfg.voxel_size); 'val' and
+        'tune' stay whole rooms (camera views are evaluated with `pointgroup-ros eval --sequences`).
         A folder: its train/ and val/ subfolders when present, else the folder itself for training and
-        no validation set.
+        no validation set. train.camera_views > 0 is an error there (views are rendered from synthetic
+        rooms only).
     """
     if data is None or str(data) == SYNTHETIC:
         if data is None and cfg.data.dataset != SYNTHETIC:
             raise ValueError(f"--data is required for the {cfg.data.dataset!r} configuration "
                              "(a folder of prepared scenes, see `pointgroup-ros prepare`)")
         base = {"train": 0, "val": HELD_OUT_SEED_BASE, "tune": TUNING_SEED_BASE}[split]
-        return SyntheticDataset(range(base, base + num_synthetic), cfg.data, train=train, seed=seed, augment=augment)
+        views = cfg.train.camera_views if split == "train" else 0
+        return SyntheticDataset(range(base, base + num_synthetic), cfg.data, train=train, seed=seed, augment=augment,
+                                camera_views=views, view_voxel=cfg.voxel_size)
     if split == "tune":
         raise ValueError("tuning rooms exist for synthetic data only; for a folder, tune on a split of your own")
+    if split == "train" and cfg.train.camera_views:
+        raise ValueError(f"train.camera_views={cfg.train.camera_views}: camera views are rendered from synthetic "
+                         f"rooms only, not from the scenes of {data}; set train.camera_views=0 "
+                         "(--set train.camera_views=0)")
     folder = Path(data)
     if not folder.is_dir():
         raise ValueError(f"--data {folder}: no such folder")

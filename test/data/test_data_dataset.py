@@ -83,3 +83,108 @@ def test_bad_scenes_and_batches() -> None:
         collate([labelled, unlabelled])
     with pytest.raises(DataError, match="empty batch"):
         collate([])
+
+
+# ---- camera views mixed with the rooms (train.camera_views) --------------------------------------------------
+
+@pytest.fixture(scope="module")
+def with_views() -> SyntheticDataset:
+    return SyntheticDataset([7, 8], DATA, train=True, seed=0, camera_views=2)
+
+
+def _normals(xyz: np.ndarray) -> np.ndarray:
+    from scipy.spatial import cKDTree
+
+    _, nb = cKDTree(xyz).query(xyz, k=20)
+    local = xyz[nb] - xyz[nb].mean(axis=1, keepdims=True)
+    return np.linalg.eigh(np.einsum("nki,nkj->nij", local, local))[1][:, :, 0]
+
+
+def test_views_come_after_the_rooms_in_order(with_views) -> None:
+    assert len(with_views) == 6 and with_views.scene_seeds == [7, 8]
+    assert [with_views.locate(i) for i in range(6)] == [(0, None), (1, None), (0, 0), (0, 1), (1, 0), (1, 1)]
+    assert [with_views.load(i).name for i in range(6)] == [
+        "synthetic_000007", "synthetic_000008", "synthetic_000007_view00", "synthetic_000007_view01",
+        "synthetic_000008_view00", "synthetic_000008_view01"]
+    with pytest.raises(IndexError):
+        with_views[6]
+
+
+def test_views_off_is_the_dataset_of_rooms(with_views) -> None:
+    rooms = SyntheticDataset([7, 8], DATA, train=True, seed=0)
+    assert len(rooms) == 2 and rooms.camera_views == 0
+    for i in range(2):  # the rooms keep their items and augmentation draws whatever camera_views is
+        a, b = rooms[i], with_views[i]
+        np.testing.assert_array_equal(a.xyz, b.xyz)
+        np.testing.assert_array_equal(a.instance, b.instance)
+        np.testing.assert_array_equal(rooms.load(i).xyz, generate_scene(7 + i).xyz)
+    with pytest.raises(IndexError):
+        rooms[2]
+    with pytest.raises(ValueError, match="camera_views"):
+        SyntheticDataset([7], DATA, train=True, camera_views=-1)
+
+
+def test_views_are_z_up_partial_and_centred(with_views) -> None:
+    for i in range(2, 6):
+        view = with_views.load(i)
+        room = with_views.load(with_views.locate(i)[0])
+        assert 2000 < view.num_points < room.num_points  # a part of the room, at the 2 cm voxel
+        np.testing.assert_allclose(view.xyz.mean(0), 0.0, atol=1e-4)
+        xyz = view.xyz.astype(np.float64)
+        normals = np.abs(_normals(xyz)[:, 2])
+        floor, wall = view.semantic == 0, view.semantic == 1
+        assert floor.sum() > 200 and wall.sum() > 200
+        # the floor is flat and at the bottom, the walls stand upright
+        assert np.median(normals[floor]) > 0.95 and np.median(normals[wall]) < 0.2
+        assert xyz[floor, 2].std() < 0.02
+        assert np.percentile(xyz[floor, 2], 50) - xyz[:, 2].min() < 0.03
+        assert np.ptp(xyz[wall, 2]) > 0.5
+
+
+def test_view_labels_are_the_rooms(with_views) -> None:
+    for i in range(2, 6):
+        view, room = with_views.load(i), with_views.load(with_views.locate(i)[0])
+        assert view.semantic is not None and view.instance is not None
+        assert view.semantic.min() >= 0  # every rendered pixel shows a labelled sample
+        stuff = np.isin(view.semantic, DATA.stuff_classes)
+        assert (view.instance[stuff] == -100).all() and (view.instance[~stuff] >= 0).all()
+        ids = np.unique(view.instance[view.instance >= 0])
+        assert len(ids) >= 2 and set(ids.tolist()) <= set(room.instance[room.instance >= 0].tolist())
+        for k in ids:  # an object keeps its room class
+            assert set(view.semantic[view.instance == k].tolist()) == set(room.semantic[room.instance == k].tolist())
+        # a view sees an object where the room has it: each id's points lie near the room's points of that id,
+        # up to the unknown yaw and shift of base_link (compared through heights above the floor)
+        floor_v = np.median(view.xyz[view.semantic == 0, 2])
+        floor_r = np.median(room.xyz[room.semantic == 0, 2])
+        for k in ids:
+            top_v = view.xyz[view.instance == k, 2].max() - floor_v
+            top_r = room.xyz[room.instance == k, 2].max() - floor_r
+            assert top_v <= top_r + 0.05
+
+
+def test_views_are_deterministic_and_independent_of_the_count(with_views) -> None:
+    again = SyntheticDataset([7, 8], DATA, train=True, seed=0, camera_views=1)
+    assert len(again) == 4
+    first, twice = with_views.load(4), again.load(3)  # view 0 of room 8 in both
+    assert first.name == twice.name
+    np.testing.assert_array_equal(first.xyz, twice.xyz)
+    np.testing.assert_array_equal(first.rgb, twice.rgb)
+    np.testing.assert_array_equal(first.instance, twice.instance)
+    assert with_views.load(4) is first  # kept in memory
+    assert not np.array_equal(with_views.load(2).xyz[:100], with_views.load(3).xyz[:100])
+    np.testing.assert_array_equal(with_views[3].xyz, with_views[3].xyz)  # augmentation seeded per item
+
+
+def test_collate_mixes_a_room_and_a_view(with_views) -> None:
+    room, view = with_views[0], with_views[2]
+    b = collate([room, view])
+    assert b.batch_size == 2 and len(b.xyz) == len(room.xyz) + len(view.xyz)
+    assert view.num_instances == len(np.unique(view.instance[view.instance >= 0]))  # relabelled 0..I-1
+    assert set(b.instance[b.batch_idx == 1].tolist()) - {-100} == set(
+        range(room.num_instances, room.num_instances + view.num_instances))
+
+
+def test_views_keep_every_point_with_voxel_zero() -> None:
+    raw = SyntheticDataset([7], DATA, train=False, camera_views=1, view_voxel=0.0).load(1)
+    down = SyntheticDataset([7], DATA, train=False, camera_views=1).load(1)
+    assert raw.num_points > 2 * down.num_points
