@@ -4,9 +4,13 @@ Subscribes ~/input/points; a worker thread loads the model, then segments only t
 mailbox, so the executor never blocks and frames that arrive meanwhile are dropped and counted); publishes
 ~/labeled_points, ~/detections, ~/markers, ~/instances (those enabled and subscribed to) and /diagnostics.
 With `gravity_frame` set, each cloud is rotated into that z-up frame (tf2 lookup at the cloud's stamp, in the
-worker) and detections, markers and instances are published in it. Parameters: params.py (validated in an
-on-set callback, applied from the next frame). The core's Python logging ("pointgroup_ros") is forwarded to the
-node's logger. A model that cannot be loaded ends the process with exit code 1 (main). Needs ROS 2.
+worker) and detections, markers and instances are published in it. With `tracking` on, one
+pointgroup_ros.tracking.Tracker (one input topic) gives the instances track ids in `tracking_frame` (tf2 lookup
+tracking_frame <- input frame at the cloud's stamp; a frame without it is skipped, the tracks kept), and all four
+outputs publish the confirmed tracks under their ids. Parameters: params.py (validated in an on-set callback,
+applied from the next frame; turning tracking off, or changing tracking_frame, forgets the tracks). The core's
+Python logging ("pointgroup_ros") is forwarded to the node's logger. A model that cannot be loaded ends the
+process with exit code 1 (main). Needs ROS 2.
 """
 from __future__ import annotations
 
@@ -37,12 +41,13 @@ except ImportError as exc:  # pragma: no cover - exercised only where ROS 2 is m
 import numpy as np
 
 from ..config import Config
+from ..tracking import Tracker, TrackingResult
 from ..transforms import TransformError, matrix_from_transform_msg, normalize_frame
 from .cloud import CloudFormatError
 from .kit import RclpyKit
 from .params import ParameterError, ParamSpec, NodeSettings, apply_changes, param_specs, to_descriptor
 from .processing import (OUTPUTS, FrameProcessor, FrameStats, Gravity, LatestMailbox, SegmentingPipeline,
-                         build_diagnostics)
+                         TrackingInput, build_diagnostics)
 from .typestore import OUTPUT_TYPES
 
 PipelineFactory = Callable[[Config, str, str, int], SegmentingPipeline]
@@ -152,8 +157,17 @@ class PointGroupNode(Node):
         self._tf_buffer: Any = None
         self._tf_listener: Any = None
         self._tf_error: type[BaseException] = Exception
-        if self._settings.gravity_frame:
+        if self._settings.gravity_frame or self._settings.tracking:
             self._ensure_tf()
+        # tracking: the settings and the tracking epoch change together (under this lock); a new epoch (tracking
+        # turned off, or tracking_frame changed) makes the worker forget the tracks before its next frame
+        self._settings_lock = threading.Lock()
+        self._tracking_epoch = 0
+        self._tracker: Tracker | None = None  # built by the worker on the first tracked frame
+        self._tracker_epoch = -1
+        self._tracks_confirmed = 0
+        self._skipped_no_tracking_tf = 0
+        self._tracking_advice = ""  # why the tracker skipped the latest frame (bad pose), shown in /diagnostics
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
         out_qos = qos_profile(self._str("output_reliability"), self._int("output_depth"))
@@ -215,22 +229,28 @@ class PointGroupNode(Node):
     def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
         try:
             settings = apply_changes(self._settings, {p.name: p.value for p in params}, self._specs)
-            if settings.gravity_frame:
+            if settings.gravity_frame or settings.tracking:
                 self._ensure_tf()
         except ParameterError as exc:
             return SetParametersResult(successful=False, reason=str(exc))
-        self._settings = settings
+        with self._settings_lock:
+            old = self._settings
+            if old.tracking and (not settings.tracking or settings.tracking_frame != old.tracking_frame):
+                self._tracking_epoch += 1  # the tracks are forgotten before the next tracked frame
+            self._settings = settings
         return SetParametersResult(successful=True, reason="")
 
     def _ensure_tf(self) -> None:
-        """The tf2 buffer and listener, created when a gravity frame is first asked for (executor thread)."""
+        """The tf2 buffer and listener, created when a gravity frame or tracking is first asked for (executor
+        thread)."""
         if self._tf_buffer is not None:
             return
         try:
-            # imported here: only a node with a gravity frame needs tf2_ros (importlib: tf2_ros ships no types)
+            # imported here: only a node with a gravity frame or tracking needs tf2_ros (importlib: tf2_ros ships
+            # no types)
             tf2_ros = importlib.import_module("tf2_ros")
         except ImportError as exc:
-            raise ParameterError(f"gravity_frame needs tf2_ros, which cannot be imported: {exc}") from None
+            raise ParameterError(f"gravity_frame and tracking need tf2_ros, which cannot be imported: {exc}") from None
         self._tf_error = tf2_ros.TransformException
         self._tf_buffer = tf2_ros.Buffer()
         # the listener's /tf and /tf_static subscriptions are served by the executor that spins this node
@@ -252,9 +272,10 @@ class PointGroupNode(Node):
         processor = FrameProcessor(pipeline, self._kit)
         self._state = "ready"
         gravity = self._settings.gravity_frame
+        tracking = f"tracking in {self._settings.tracking_frame}" if self._settings.tracking else "tracking off"
         log.info(f"ready: config {self._config_source or '(from the weights)'}, device "
                  f"{getattr(pipeline, 'device', '?')}, {len(pipeline.class_names)} classes, gravity frame "
-                 f"{gravity or '(the input frame)'}; waiting for clouds on "
+                 f"{gravity or '(the input frame)'}, {tracking}; waiting for clouds on "
                  f"{self.resolve_topic_name('~/input/points')}")
         while not self._mailbox.closed:
             msg = self._mailbox.take(timeout=0.5)
@@ -263,7 +284,8 @@ class PointGroupNode(Node):
 
     def _process(self, processor: FrameProcessor, pipeline: SegmentingPipeline, msg: Any) -> None:
         log = self.get_logger()
-        settings = self._settings  # one consistent snapshot per frame
+        with self._settings_lock:  # one consistent snapshot per frame
+            settings, epoch = self._settings, self._tracking_epoch
         outputs = tuple(name for name in OUTPUTS if getattr(settings, f"publish_{name}")
                         and self._pubs[name].get_subscription_count() > 0)
         if not outputs:
@@ -276,11 +298,20 @@ class PointGroupNode(Node):
                 return  # skipped: no transform
         else:
             self._check_input_frame(normalize_frame(str(msg.header.frame_id)))
+        tracking: TrackingInput | None = None
+        if settings.tracking:
+            tracking = self._tracking_input(settings, epoch, msg, gravity)
+            if tracking is None:
+                return  # skipped: no transform to the tracking frame (the tracks are kept)
+        elif self._tracker is not None:
+            self._tracker = None  # tracking is off: the tracks are forgotten
+            self._tracks_confirmed = 0
+            self._tracking_advice = ""
         try:
             pipeline.max_points = settings.max_points
             processor.marker_lifetime = settings.marker_lifetime
             result = processor.process(msg, outputs, settings.grouping, settings.postprocess, settings.preprocess,
-                                       gravity)
+                                       gravity, tracking)
         except CloudFormatError as exc:
             self._stats.record_error(True, str(exc))
             log.warning(f"ignoring bad input cloud: {exc}", throttle_duration_sec=WARN_THROTTLE_S)
@@ -302,26 +333,69 @@ class PointGroupNode(Node):
             self._stats.record_error(False, f"publishing failed: {type(exc).__name__}: {exc}")
             log.error(f"publishing failed: {type(exc).__name__}: {exc}", throttle_duration_sec=WARN_THROTTLE_S)
             return
+        if result.tracking is not None:
+            self._after_tracking(result.tracking, settings.tracking_frame, msg)
         self._stats.record(result, self._age_ms(msg))
 
     def _gravity(self, settings: NodeSettings, msg: Any) -> Gravity | None:
         """(gravity frame, input -> gravity matrix) at the cloud's stamp; None (frame skipped, counted) when
         tf2 has no such transform within tf_timeout."""
-        target = settings.gravity_frame
+        matrix = self._lookup(settings.gravity_frame, msg, settings.tf_timeout)
+        return None if matrix is None else (settings.gravity_frame, matrix)
+
+    def _tracking_input(self, settings: NodeSettings, epoch: int, msg: Any,
+                        gravity: Gravity | None) -> TrackingInput | None:
+        """The tracker (its config from `settings`; reset when the tracking epoch moved on) and the pose of the
+        cloud's frame in tracking_frame at its stamp; None (frame skipped, counted, tracks kept) when tf2 has no
+        such transform within tf_timeout."""
+        target = settings.tracking_frame
+        if gravity is not None and gravity[0] == target:
+            fixed_from_input: np.ndarray | None = gravity[1]  # the same lookup already done
+        else:
+            fixed_from_input = self._lookup(target, msg, settings.tf_timeout, "tracking ")
+        if fixed_from_input is None:
+            with self._stats.lock:
+                self._skipped_no_tracking_tf += 1
+            return None
+        if self._tracker is None:
+            self._tracker = Tracker(settings.tracker)
+        elif self._tracker_epoch != epoch:
+            self._tracker.reset()  # ids keep counting up: a forgotten track's id is never reused
+            self._tracks_confirmed = 0
+        if self._tracker.config != settings.tracker:
+            self._tracker.config = settings.tracker  # thresholds changed: the tracks are kept
+        self._tracker_epoch = epoch
+        return TrackingInput(self._tracker, fixed_from_input)
+
+    def _after_tracking(self, tracked: TrackingResult, frame: str, msg: Any) -> None:
+        """Diagnostics of a tracked frame; a frame the tracker refused (bad pose) is warned about."""
+        if tracked.skipped:
+            stamp = msg.header.stamp
+            self._tracking_advice = (f"tracking skipped the frame at stamp {int(stamp.sec)}."
+                                     f"{int(stamp.nanosec):09d} (pose in {frame}: {tracked.skipped_reason}); "
+                                     "it was published without instances")
+            self.get_logger().warning(self._tracking_advice, throttle_duration_sec=WARN_THROTTLE_S)
+            return
+        self._tracking_advice = ""
+        self._tracks_confirmed = len(tracked.tracks)
+
+    def _lookup(self, target: str, msg: Any, timeout: float, kind: str = "") -> np.ndarray | None:
+        """The 4x4 matrix taking the cloud's points into `target` at the cloud's stamp (tf2, waiting up to
+        `timeout` s); None, with the frame counted as skipped and a throttled warning, when there is none."""
         source = normalize_frame(str(msg.header.frame_id))
         if source == target:
-            return target, np.eye(4)
+            return np.eye(4)
         try:
             if not source:
                 raise ValueError("the cloud's header.frame_id is empty")
             if self._tf_buffer is None:  # pragma: no cover - created when gravity_frame is set
                 raise RuntimeError("no tf2 buffer")
             transform = self._tf_buffer.lookup_transform(target, source, Time.from_msg(msg.header.stamp),
-                                                         timeout=Duration(seconds=settings.tf_timeout))
-            return target, matrix_from_transform_msg(transform)
+                                                         timeout=Duration(seconds=timeout))
+            return matrix_from_transform_msg(transform)
         except (self._tf_error, TransformError, ValueError, TypeError, RuntimeError) as exc:
             stamp = msg.header.stamp
-            reason = (f"no transform {target} <- {source or '(empty frame_id)'} at stamp "
+            reason = (f"no {kind}transform {target} <- {source or '(empty frame_id)'} at stamp "
                       f"{int(stamp.sec)}.{int(stamp.nanosec):09d}: {exc}")
             self._stats.record_skip(reason)
             self.get_logger().warning(f"skipping frame: {reason}", throttle_duration_sec=WARN_THROTTLE_S)
@@ -348,7 +422,7 @@ class PointGroupNode(Node):
     def _publish_diagnostics(self) -> None:
         try:
             stats = self._stats
-            advice = self._frame_advice
+            advice = "; ".join(a for a in (self._frame_advice, self._tracking_advice) if a)
             level = OK if self._state == "ready" and stats.last_frame_ok and not advice else WARN
             if self._state.startswith("model failed"):
                 level = ERROR
@@ -356,7 +430,14 @@ class PointGroupNode(Node):
             if advice:
                 message = f"{message}; {advice}"
             values = stats.key_values(self._mailbox.dropped, self._mailbox.received)
-            values.append(("gravity frame", self._settings.gravity_frame or "(the input frame)"))
+            settings = self._settings
+            values.append(("gravity frame", settings.gravity_frame or "(the input frame)"))
+            values.append(("tracking", f"on, in {settings.tracking_frame}" if settings.tracking else "off"))
+            if settings.tracking or self._tracker is not None:
+                with stats.lock:
+                    skipped = self._skipped_no_tracking_tf
+                values += [("tracks confirmed", str(self._tracks_confirmed)),
+                           ("frames skipped (no tracking transform)", str(skipped))]
             self._diag_pub.publish(build_diagnostics(
                 self._kit, self.get_clock().now().to_msg(), f"{self.get_name()}: instance segmentation",
                 self.get_fully_qualified_name(), level, message, values))

@@ -3,7 +3,9 @@
 Defaults of the tunables come from PreprocessConfig / GroupingConfig / PostprocessConfig of the loaded
 configuration (config.py is the one source of truth; the node takes the configuration stored in the weights
 unless `config` names one); validation calls their validate(), so a value the pipeline would refuse is
-refused here with the same reason. Everything except to_descriptor() works without ROS.
+refused here with the same reason. The tracking thresholds (tracking_*) map onto TrackerConfig
+(pointgroup_ros.tracking), validated by its validate() the same way. Everything except to_descriptor() works
+without ROS.
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from ..config import CLUSTER_SETS, Config, ConfigError, GroupingConfig, PostprocessConfig, PreprocessConfig
+from ..tracking import TrackerConfig
 from ..transforms import normalize_frame
 
 RELIABILITY = ("reliable", "best_effort")
@@ -22,6 +25,13 @@ VOXEL_RANGE = (0.0, 1.0)  # metres (PreprocessConfig.validate's range)
 RANGE_LIMIT = (0.0, 1_000.0)  # metres, min_range / max_range
 TF_TIMEOUT_RANGE = (0.0, 10.0)  # seconds
 LIFETIME_RANGE = (0.0, 3_600.0)  # seconds
+FRAMES_MAX = 10_000  # upper bound of the tracking frame-count parameters' ranges
+_TRACKING_DEFAULTS = TrackerConfig()
+# tracking_* parameter -> TrackerConfig key: the thresholds that are safe to change between frames (the others,
+# e.g. max_voxels or voxel_memory, keep TrackerConfig's defaults)
+_TRACKER_KEYS = {f"tracking_{key}": key for key in ("voxel_size", "min_iou", "max_distance", "class_gate",
+                                                    "confirm_hits", "confirm_window", "max_missed",
+                                                    "tentative_max_missed", "moving_speed")}
 # parameters whose defaults come from the loaded model's configuration: the shipped params file leaves them out
 FROM_MODEL = ("voxel_size", "cluster_radius", "cluster_radius_shifted", "cluster_min_points", "cluster_sets",
               "score_threshold", "nms_iou_threshold", "min_instance_points")
@@ -80,6 +90,34 @@ def param_specs(cfg: Config | None = None, class_names: tuple[str, ...] | None =
                   "published in it; empty: the input frame is taken as gravity-aligned (no TF)"),
         ParamSpec("tf_timeout", 0.1, "Seconds to wait for the gravity_frame <- input frame transform; a frame "
                   "without one is skipped", float_range=TF_TIMEOUT_RANGE),
+        ParamSpec("tracking", False, "Track the instances across frames (in tracking_frame): the ids in all four "
+                  "outputs are then track ids that stay with the object (colours follow them) and tentative tracks "
+                  "are not published; false: ids are the frame's ranks by score. Turning it off and on again "
+                  "forgets the tracks"),
+        ParamSpec("tracking_frame", "odom", "Fixed TF frame to track in (odom, map), looked up at each cloud's "
+                  "stamp (tracking_frame <- input frame, within tf_timeout); a frame without it is skipped, the "
+                  "tracks kept. Changing it forgets the tracks"),
+        ParamSpec("tracking_voxel_size", _TRACKING_DEFAULTS.voxel_size, "Tracking: voxel in metres of the "
+                  "overlap test between an instance and a track (in tracking_frame)", float_range=(0.005, 1.0)),
+        ParamSpec("tracking_min_iou", _TRACKING_DEFAULTS.min_iou, "Tracking: voxel IoU an instance needs with a "
+                  "track to continue it", float_range=(0.0, 1.0)),
+        ParamSpec("tracking_max_distance", _TRACKING_DEFAULTS.max_distance, "Tracking: metres an instance's "
+                  "centroid may be from a track's to continue it", float_range=(0.001, 100.0)),
+        ParamSpec("tracking_class_gate", _TRACKING_DEFAULTS.class_gate, "Tracking: an instance continues only a "
+                  "track of its own class (the track's majority vote)"),
+        ParamSpec("tracking_confirm_hits", _TRACKING_DEFAULTS.confirm_hits, "Tracking: frames a new track must be "
+                  "seen in (within tracking_confirm_window frames) before it is published",
+                  int_range=(1, 64)),
+        ParamSpec("tracking_confirm_window", _TRACKING_DEFAULTS.confirm_window, "Tracking: frames (the current "
+                  "one counting) in which tracking_confirm_hits sightings confirm a track; >= tracking_confirm_hits",
+                  int_range=(1, 64)),
+        ParamSpec("tracking_max_missed", _TRACKING_DEFAULTS.max_missed, "Tracking: frames a confirmed track "
+                  "survives unseen (occlusion) before it is dropped", int_range=(0, FRAMES_MAX)),
+        ParamSpec("tracking_tentative_max_missed", _TRACKING_DEFAULTS.tentative_max_missed, "Tracking: frames a "
+                  "tentative (unconfirmed) track survives unseen; <= tracking_max_missed",
+                  int_range=(0, FRAMES_MAX)),
+        ParamSpec("tracking_moving_speed", _TRACKING_DEFAULTS.moving_speed, "Tracking: m/s above which a track "
+                  "is also looked for where its velocity predicts it", float_range=(0.0, 100.0)),
         ParamSpec("voxel_size", cfg.voxel_size, "Downsampling voxel in metres before the network (points "
                   "averaged per voxel; default: the network's own voxel); 0: no downsampling",
                   float_range=VOXEL_RANGE),
@@ -141,6 +179,9 @@ class NodeSettings:
     max_points: int = 300_000
     gravity_frame: str = ""
     tf_timeout: float = 0.1
+    tracking: bool = False
+    tracking_frame: str = "odom"
+    tracker: TrackerConfig = TrackerConfig()
     marker_lifetime: float = 0.0
     publish_labeled_points: bool = True
     publish_detections: bool = True
@@ -150,6 +191,8 @@ class NodeSettings:
     def values(self) -> dict[str, Any]:
         """Parameter name -> value."""
         return {"gravity_frame": self.gravity_frame, "tf_timeout": self.tf_timeout,
+                "tracking": self.tracking, "tracking_frame": self.tracking_frame,
+                **{name: getattr(self.tracker, key) for name, key in _TRACKER_KEYS.items()},
                 "voxel_size": self.preprocess.voxel_size, "min_range": self.preprocess.min_range,
                 "max_range": self.preprocess.max_range, "max_points": self.max_points,
                 "cluster_radius": self.grouping.radius,
@@ -169,7 +212,8 @@ _GROUPING_KEYS = {"cluster_radius": "radius", "cluster_radius_shifted": "shifted
                   "cluster_min_points": "min_points", "cluster_sets": "sets"}
 _POSTPROCESS_KEYS = {"score_threshold": "score_threshold", "nms_iou_threshold": "nms_iou_threshold",
                      "min_instance_points": "min_instance_points"}
-_PLAIN_KEYS = ("max_points", "gravity_frame", "tf_timeout", "marker_lifetime") + PUBLISH_FLAGS
+_PLAIN_KEYS = ("max_points", "gravity_frame", "tf_timeout", "tracking", "tracking_frame",
+               "marker_lifetime") + PUBLISH_FLAGS
 
 
 def settings_from_config(cfg: Config, max_points: int = 300_000) -> NodeSettings:
@@ -220,11 +264,14 @@ def apply_changes(settings: NodeSettings, changes: Mapping[str, Any],
         if spec.read_only:
             raise ParameterError(f"{name} is read-only (restart the node to change it)")
         values[name] = check_value(spec, value)
-    if "gravity_frame" in changes:
-        frame = normalize_frame(values["gravity_frame"])
-        if any(c.isspace() for c in frame):
-            raise ParameterError(f"gravity_frame: a TF frame name has no white space, got {values['gravity_frame']!r}")
-        values["gravity_frame"] = frame
+    for key in ("gravity_frame", "tracking_frame"):
+        if key in changes:
+            frame = normalize_frame(values[key])
+            if any(c.isspace() for c in frame):
+                raise ParameterError(f"{key}: a TF frame name has no white space, got {values[key]!r}")
+            values[key] = frame
+    if values["tracking"] and not values["tracking_frame"]:
+        raise ParameterError("tracking_frame: tracking needs a fixed frame to track in (e.g. odom or map), got ''")
     try:
         preprocess = PreprocessConfig(**{key: values[name] for name, key in _PREPROCESS_KEYS.items()})
         grouping = GroupingConfig(**{key: values[name] for name, key in _GROUPING_KEYS.items()})
@@ -232,20 +279,26 @@ def apply_changes(settings: NodeSettings, changes: Mapping[str, Any],
         preprocess.validate()
         grouping.validate()
         postprocess.validate()
+        tracker = dataclasses.replace(settings.tracker,
+                                      **{key: values[name] for name, key in _TRACKER_KEYS.items()})
+        tracker.validate()
     except ConfigError as exc:
         raise ParameterError(_parameter_names(str(exc))) from None
     return dataclasses.replace(settings, preprocess=preprocess, grouping=grouping, postprocess=postprocess,
+                               tracker=tracker,
                                **{k: values[k] for k in _PLAIN_KEYS})
 
 
 _CONFIG_TO_PARAM = {f"{section}.{key}": name for section, keys in (("preprocess", _PREPROCESS_KEYS),
                                                                      ("grouping", _GROUPING_KEYS),
-                                                                     ("postprocess", _POSTPROCESS_KEYS))
+                                                                     ("postprocess", _POSTPROCESS_KEYS),
+                                                                     ("tracking", _TRACKER_KEYS))
                     for name, key in keys.items()}
 
 
 def _parameter_names(reason: str) -> str:
-    """A ConfigError's reason with the configuration's key (preprocess.max_range) named as the parameter."""
+    """A ConfigError's reason with the configuration's key (preprocess.max_range, tracking.min_iou) named as the
+    parameter."""
     key = reason.split(":", 1)[0]
     name = _CONFIG_TO_PARAM.get(key)
     return f"{name}:{reason.split(':', 1)[1]}" if name else reason

@@ -99,3 +99,52 @@ def make_segmentation(n: int, class_names: tuple[str, ...] = ("chair", "table", 
                         instance_offsets=np.array([0, 10, 15], np.int64),
                         box_min=np.array([[0, 0, 0], [1, 1, 1]], np.float32),
                         box_max=np.array([[1, 2, 3], [1.5, 1.5, 1.5]], np.float32), class_names=class_names)
+
+
+class ShuffledObjectsPipeline:
+    """A pipeline whose instances are given by the points' order, not their place: the cloud's first `split`
+    points are object A (class 0), the rest object B (class 1), whatever the input frame. The ranks (score order)
+    of the two are shuffled per call (rng), as a real network's scores wobble between frames, so a consumer that
+    took the rank as the object's id would see A and B swap. Boxes in the gravity frame when one is given."""
+
+    def __init__(self, cfg: Config | None = None, split: int = 0, seed: int = 0) -> None:
+        self.cfg = cfg or Config()
+        self.split = split  # 0: half of the points
+        self.max_points = 300_000
+        self.device = "cpu"
+        self.calls: list[dict] = []
+        self._rng = np.random.default_rng(seed)
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return self.cfg.data.class_names
+
+    def segment(self, xyz: np.ndarray, rgb: np.ndarray | None = None, valid: np.ndarray | None = None,
+                grouping: GroupingConfig | None = None, postprocess: PostprocessConfig | None = None,
+                preprocess: PreprocessConfig | None = None,
+                gravity_transform: np.ndarray | None = None) -> Segmentation:
+        n = xyz.shape[0]
+        swapped = bool(self._rng.integers(0, 2))
+        self.calls.append({"n": n, "swapped": swapped, "gravity_transform": gravity_transform})
+        split = self.split or n // 2
+        pts = xyz.astype(np.float64)
+        if gravity_transform is not None:
+            g = np.asarray(gravity_transform, np.float64)
+            pts = pts @ g[:3, :3].T + g[:3, 3]
+        objects = [np.arange(split), np.arange(split, n)]  # A, B
+        order = [1, 0] if swapped else [0, 1]  # rank -> object
+        semantic = np.full(n, -1, np.int32)
+        semantic[:split], semantic[split:] = 0, 1
+        instance = np.full(n, -1, np.int32)
+        for rank, obj in enumerate(order):
+            instance[objects[obj]] = rank
+        point_idx = np.concatenate([objects[obj] for obj in order]).astype(np.int64)
+        sizes = [objects[obj].shape[0] for obj in order]
+        box_min = np.stack([pts[objects[obj]].min(0) for obj in order]).astype(np.float32)
+        box_max = np.stack([pts[objects[obj]].max(0) for obj in order]).astype(np.float32)
+        return Segmentation(semantic=semantic, instance=instance, instance_class=np.array(order, np.int32),
+                            instance_score=np.array([0.9, 0.8], np.float32), instance_point_idx=point_idx,
+                            instance_offsets=np.array([0, sizes[0], sizes[0] + sizes[1]], np.int64),
+                            box_min=box_min, box_max=box_max, class_names=tuple(self.class_names),
+                            frame="input" if gravity_transform is None else "gravity", network_points=n,
+                            timings_ms={"fake": 0.1})

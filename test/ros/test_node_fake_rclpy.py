@@ -122,28 +122,35 @@ class _LookupException(_TransformException):
 
 
 class _TfBuffer:
-    """tf2_ros.Buffer stand-in: the transforms a test adds, looked up by (target, source)."""
+    """tf2_ros.Buffer stand-in: the transforms a test adds, looked up by (target, source), for any target frame;
+    one added with a stamp answers only a lookup at that stamp (a moving frame: one transform per stamp), and
+    wins over one added without."""
 
     instances: list["_TfBuffer"] = []
 
     def __init__(self, cache_time: Any = None, node: Any = None) -> None:
         self.transforms: dict[tuple[str, str], Any] = {}
+        self.at_stamp: dict[tuple[str, str, int], Any] = {}
         self.lookups: list[tuple[str, str, int, float]] = []
         _TfBuffer.instances.append(self)
 
     def add(self, parent: str, child: str, translation: tuple[float, float, float],
-            quaternion_xyzw: tuple[float, float, float, float]) -> None:
+            quaternion_xyzw: tuple[float, float, float, float], stamp_ns: int | None = None) -> None:
         t = BAGS_KIT.make("geometry_msgs/msg/Vector3", x=translation[0], y=translation[1], z=translation[2])
         q = BAGS_KIT.make("geometry_msgs/msg/Quaternion", x=quaternion_xyzw[0], y=quaternion_xyzw[1],
                           z=quaternion_xyzw[2], w=quaternion_xyzw[3])
         header = BAGS_KIT.make("std_msgs/msg/Header", frame_id=parent)
-        self.transforms[(parent, child)] = BAGS_KIT.make(
-            "geometry_msgs/msg/TransformStamped", header=header, child_frame_id=child,
-            transform=BAGS_KIT.make("geometry_msgs/msg/Transform", translation=t, rotation=q))
+        transform = BAGS_KIT.make("geometry_msgs/msg/TransformStamped", header=header, child_frame_id=child,
+                                  transform=BAGS_KIT.make("geometry_msgs/msg/Transform", translation=t, rotation=q))
+        if stamp_ns is None:
+            self.transforms[(parent, child)] = transform
+        else:
+            self.at_stamp[(parent, child, stamp_ns)] = transform
 
     def lookup_transform(self, target_frame: str, source_frame: str, time: Any, timeout: Any = None) -> Any:
         self.lookups.append((target_frame, source_frame, time.nanoseconds, timeout.nanoseconds / 1e9))
-        found = self.transforms.get((target_frame, source_frame))
+        found = self.at_stamp.get((target_frame, source_frame, time.nanoseconds),
+                                  self.transforms.get((target_frame, source_frame)))
         if found is None:
             raise _LookupException(f'"{target_frame}" passed to lookupTransform argument target_frame does not '
                                    "exist. ")
@@ -708,5 +715,190 @@ def test_fake_rclpy_publish_failures(node_module: Any) -> None:
         assert node.logger.count("error", "publishing failed: RuntimeError") == 1 and node._worker.is_alive()
         node.pubs["~/markers"].error = None
         assert len(_send(node, _rclpy_cloud()).instances) == 3
+    finally:
+        node.destroy_node()
+
+
+# ---------------------------------------------------------------------------------------------- tracking
+
+CAMERA = "camera"
+
+
+def _two_objects(seed: int = 5) -> np.ndarray:
+    """The world (odom) points of two 0.3 m objects, A (the first 400 points) and B (the next 400)."""
+    rng = np.random.default_rng(seed)
+    a = np.array([2.0, 0.0, 0.5]) + rng.uniform(-0.15, 0.15, (400, 3))
+    b = np.array([2.0, 1.5, 0.5]) + rng.uniform(-0.15, 0.15, (400, 3))
+    return np.concatenate([a, b])
+
+
+def _camera_pose(k: int) -> tuple[tuple[float, float, float], tuple[float, float, float, float]]:
+    """odom <- camera at frame k: the camera drives 0.6 m and turns 25 degrees a frame, so in the camera frame
+    an object's points of consecutive frames do not overlap at all (only in odom do they)."""
+    yaw = np.radians(25.0) * k
+    return (0.6 * k, 0.2 * k, 0.0), (0.0, 0.0, float(np.sin(yaw / 2)), float(np.cos(yaw / 2)))
+
+
+def _tracking_cloud(k: int, base_sec: int, frame: str = CAMERA) -> Any:
+    """Frame k: the two objects seen from the camera's pose at k (points in the camera frame), stamp base+k s."""
+    from pointgroup_ros.ros.kit import RclpyKit
+    from pointgroup_ros.transforms import matrix_from_pose
+
+    pose = matrix_from_pose(*_camera_pose(k))
+    world = _two_objects()
+    xyz = ((world - pose[:3, 3]) @ pose[:3, :3]).astype(np.float32)  # R^T (p - t)
+    stamp = BAGS_KIT.make("builtin_interfaces/msg/Time", sec=base_sec + k, nanosec=0)
+    header = BAGS_KIT.make("std_msgs/msg/Header", stamp=stamp, frame_id=frame)
+    return encode_cloud(RclpyKit(), header, xyz, np.full((xyz.shape[0], 3), 128, np.uint8))
+
+
+def _tracking_node(node_module: Any, overrides: dict[str, Any] | None = None) -> Any:
+    from ros_testing_fakes import ShuffledObjectsPipeline
+
+    made: list[Any] = []
+
+    def factory(cfg: Config, weights: str, device: str, max_points: int) -> Any:
+        made.append(ShuffledObjectsPipeline(cfg, seed=3))
+        return made[-1]
+
+    node = _make_node(node_module, overrides, pipeline_factory=factory)
+    node.fake_pipeline = made[0]
+    return node
+
+
+def _ids_by_class(instances: Any) -> dict[int, int]:
+    """class index -> published id (A is class 0, B class 1)."""
+    return {int(inst.class_index): int(inst.id) for inst in instances.instances}
+
+
+def _add_poses(buffer: Any, base_sec: int, frames: range, target: str = "odom") -> None:
+    for k in frames:
+        buffer.add(target, CAMERA, *_camera_pose(k), stamp_ns=(base_sec + k) * 10 ** 9)
+
+
+def test_fake_rclpy_tracking_gives_stable_ids(node_module: Any) -> None:
+    base = int(time.time()) - 100
+    node = _tracking_node(node_module, {"tracking": True, "tracking_frame": "/odom", "tf_timeout": 0.2})
+    try:
+        (buffer,) = _TfBuffer.instances  # created at start-up because tracking is on
+        _add_poses(buffer, base, range(8))
+        published: list[dict[int, int]] = []
+        for k in range(6):
+            published.append(_ids_by_class(_send(node, _tracking_cloud(k, base))))
+            target, source, stamp_ns, timeout = buffer.lookups[-1]
+            assert (target, source, stamp_ns, timeout) == ("odom", CAMERA, (base + k) * 10 ** 9, 0.2)
+        swaps = [call["swapped"] for call in node.fake_pipeline.calls]
+        assert any(swaps) and not all(swaps)  # the ranks did change between frames
+        # tentative for the first confirm_hits - 1 frames (unpublished), then the same two ids every frame
+        assert published[:2] == [{}, {}]
+        ids = published[2]
+        assert sorted(ids) == [0, 1] and ids[0] != ids[1] and min(ids.values()) >= 1  # track ids, not ranks
+        assert published[2:] == [ids] * 4
+        # all four outputs carry the track ids
+        detections = node.pubs["~/detections"].sent[-1]
+        assert sorted(d.id for d in detections.detections) == sorted(str(i) for i in ids.values())
+        boxes = [m.id for m in node.pubs["~/markers"].sent[-1].markers if m.ns == "boxes"]
+        assert sorted(boxes) == sorted(ids.values())
+        labeled = node.pubs["~/labeled_points"].sent[-1]  # x y z rgb label instance (int32 at byte 20)
+        assert [f.name for f in labeled.fields][-1] == "instance" and labeled.point_step == 24
+        instance_field = np.frombuffer(bytes(labeled.data), np.dtype({"names": ["instance"], "formats": ["<i4"],
+                                                                     "offsets": [20], "itemsize": 24}))["instance"]
+        assert set(np.unique(instance_field[:400])) == {ids[0]} and set(np.unique(instance_field[400:])) == {ids[1]}
+        status, values = _diagnostics(node)
+        assert status.level == b"\x00" and values["tracking"] == "on, in odom"
+        assert values["tracks confirmed"] == "2" and values["frames skipped (no tracking transform)"] == "0"
+        assert "time ms: tracking" in values
+    finally:
+        node.destroy_node()
+
+
+def test_fake_rclpy_tracking_missing_transform_skips_the_frame(node_module: Any) -> None:
+    base = int(time.time()) - 100
+    node = _tracking_node(node_module, {"tracking": True, "tf_timeout": 0.0})
+    try:
+        (buffer,) = _TfBuffer.instances
+        _add_poses(buffer, base, (0, 1, 2, 4))  # no pose at frame 3
+        for k in range(3):
+            ids = _ids_by_class(_send(node, _tracking_cloud(k, base)))
+        assert len(ids) == 2
+        processed = len(node.pubs["~/instances"].sent)
+        calls = len(node.fake_pipeline.calls)
+        node.subs["~/input/points"](_tracking_cloud(3, base))
+        _wait(lambda: node._stats.frames_skipped_no_tf == 1)
+        _wait(lambda: node._mailbox._item is None)
+        assert len(node.pubs["~/instances"].sent) == processed  # nothing published for the skipped frame
+        assert len(node.fake_pipeline.calls) == calls  # and nothing segmented
+        warnings = [line for level, line in node.logger.lines if level == "warning" and "skipping frame" in line]
+        assert warnings and "no tracking transform odom <- camera" in warnings[-1] and "does not exist" in warnings[-1]
+        status, values = _diagnostics(node)
+        assert status.level == b"\x01" and "no tracking transform odom <- camera" in status.message
+        assert values["frames skipped (no tracking transform)"] == "1"
+        assert values["frames skipped (no transform)"] == "1"  # the total, gravity and tracking alike
+        # the tracks survived: the next frame with a pose publishes the same ids
+        assert _ids_by_class(_send(node, _tracking_cloud(4, base))) == ids
+        status, values = _diagnostics(node)
+        assert status.level == b"\x00" and values["tracks confirmed"] == "2"
+    finally:
+        node.destroy_node()
+
+
+def test_fake_rclpy_tracking_parameters_apply_from_the_next_frame(node_module: Any) -> None:
+    base = int(time.time()) - 100
+    node = _tracking_node(node_module, {"tracking": True})
+    try:
+        (buffer,) = _TfBuffer.instances
+        _add_poses(buffer, base, range(12))
+        _add_poses(buffer, base, range(12), target="map")
+        for k in range(3):
+            ids = _ids_by_class(_send(node, _tracking_cloud(k, base)))
+        assert len(ids) == 2
+        # a threshold change replaces the tracker's configuration from the next frame; the tracks are kept
+        assert node.set_parameters_atomically({"tracking_min_iou": 0.3, "tracking_max_missed": 4}).successful
+        assert node._tracker.config.min_iou == 0.1  # not before the next frame
+        assert _ids_by_class(_send(node, _tracking_cloud(3, base))) == ids
+        assert (node._tracker.config.min_iou, node._tracker.config.max_missed) == (0.3, 4)
+        # bad values are refused with the parameter's name
+        bad = node.set_parameters_atomically({"tracking_confirm_hits": 6})  # > tracking_confirm_window (5)
+        assert not bad.successful and "tracking_confirm_window" in bad.reason
+        bad = node.set_parameters_atomically({"tracking_tentative_max_missed": 5})
+        assert not bad.successful and "tracking_tentative_max_missed" in bad.reason
+        bad = node.set_parameters_atomically({"tracking_frame": ""})
+        assert not bad.successful and "tracking_frame" in bad.reason
+        # a new tracking frame forgets the tracks: with confirm_hits 1 the objects are published at once, under
+        # new ids (ids are never reused)
+        assert node.set_parameters_atomically({"tracking_frame": "map", "tracking_confirm_hits": 1}).successful
+        new_ids = _ids_by_class(_send(node, _tracking_cloud(4, base)))
+        assert buffer.lookups[-1][:2] == ("map", CAMERA)
+        assert len(new_ids) == 2 and min(new_ids.values()) > max(ids.values())
+        assert _ids_by_class(_send(node, _tracking_cloud(5, base))) == new_ids
+        # tracking off: the ranks, as without tracking, and no lookup
+        lookups = len(buffer.lookups)
+        assert node.set_parameters_atomically({"tracking": False}).successful
+        for k in range(6, 9):
+            ranks = _ids_by_class(_send(node, _tracking_cloud(k, base)))
+            swapped = node.fake_pipeline.calls[-1]["swapped"]
+            assert ranks == ({0: 1, 1: 0} if swapped else {0: 0, 1: 1})
+        assert len(buffer.lookups) == lookups and node._tracker is None
+        status, values = _diagnostics(node)
+        assert values["tracking"] == "off" and "tracks confirmed" not in values
+        # and on again: the tracks start afresh (still confirm_hits 1: published at once, under new ids)
+        assert node.set_parameters_atomically({"tracking": True}).successful
+        again = _ids_by_class(_send(node, _tracking_cloud(9, base)))
+        assert len(again) == 2 and min(again.values()) >= 1
+    finally:
+        node.destroy_node()
+
+
+def test_fake_rclpy_tracking_off_publishes_ranks(node_module: Any) -> None:
+    node = _tracking_node(node_module)
+    try:
+        assert _TfBuffer.instances == []  # tracking off and no gravity frame: no tf2
+        base = int(time.time()) - 100
+        for k in range(3):
+            ranks = _ids_by_class(_send(node, _tracking_cloud(k, base)))
+            assert ranks == ({0: 1, 1: 0} if node.fake_pipeline.calls[-1]["swapped"] else {0: 0, 1: 1})
+        status, values = _diagnostics(node)
+        assert values["tracking"] == "off" and "tracks confirmed" not in values
+        assert "time ms: tracking" not in values
     finally:
         node.destroy_node()

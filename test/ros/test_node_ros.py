@@ -6,7 +6,8 @@ parameters through the SetParameters service and sees them applied from the next
 rejected with a reason, and checks that a malformed cloud neither kills the node nor publishes anything. With a
 static transform from a tf2_ros StaticTransformBroadcaster, gravity_frame puts detections, markers and instances
 in that frame; a gravity frame without a transform skips frames (counted in /diagnostics, WARN); an empty cloud
-clears the markers (a DELETEALL alone).
+clears the markers (a DELETEALL alone); with tracking on (odom <- camera from a static transform) the same cloud
+published again and again is published under the same track ids frame after frame.
 """
 from __future__ import annotations
 
@@ -303,3 +304,72 @@ def test_empty_cloud_clears_the_markers(ros_graph: tuple[PointGroupNode, Node]) 
     assert marker.action == 3  # DELETEALL alone
     assert (outputs.latest["labeled_points"].height, outputs.latest["labeled_points"].width) == (1, 0)
     assert len(outputs.latest["detections"].detections) == 0 and len(outputs.latest["instances"].instances) == 0
+
+
+def test_tracking_gives_the_same_ids_in_consecutive_frames(ros_graph: tuple[PointGroupNode, Node]) -> None:
+    from ros_testing_fakes import FakePipeline
+
+    from pointgroup_ros.ros.cloud import encode_cloud
+    from pointgroup_ros.ros.kit import RclpyKit
+
+    StaticTransformBroadcaster = importlib.import_module("tf2_ros").StaticTransformBroadcaster
+    node, tester = ros_graph
+    kit = RclpyKit()
+    outputs = _Outputs(tester, kit)
+    received: list[Any] = []  # every ~/instances message, in order
+    lock = threading.Lock()
+
+    def keep(msg: Any) -> None:
+        with lock:
+            received.append(msg)
+
+    tester.create_subscription(kit.cls("pointgroup_ros/msg/InstanceArray"), "/pointgroup/instances", keep, 10)
+    pub = tester.create_publisher(kit.cls("sensor_msgs/msg/PointCloud2"), "/pointgroup/input/points", 1)
+    # odom <- camera: the camera 1 m ahead of odom's origin and 0.5 m up, yawed 90 degrees (static, so valid at
+    # every stamp)
+    broadcaster = StaticTransformBroadcaster(tester)
+    static = kit.make("geometry_msgs/msg/TransformStamped")
+    static.header.stamp = tester.get_clock().now().to_msg()
+    static.header.frame_id = "odom"
+    static.child_frame_id = "camera"
+    static.transform.translation.x, static.transform.translation.z = 1.0, 0.5
+    static.transform.rotation.z, static.transform.rotation.w = 0.7071067811865476, 0.7071067811865476
+    broadcaster.sendTransform(static)
+
+    xyz, rgb = _blobs(4)
+    expected = FakePipeline().segment(xyz, rgb).num_instances
+    assert expected >= 2
+    results = _set(tester, tracking=True, tracking_frame="odom", tf_timeout=0.5)
+    assert len(results) == 3 and all(r.successful for r in results), [r.reason for r in results]
+    assert node.get_parameter("tracking").value is True
+    time.sleep(0.5)  # a frame taken before the change may still be on its way
+    with lock:
+        received.clear()
+    for _ in range(8):  # the same cloud, a new stamp each time (as a camera looking at a still scene)
+        header = kit.make("std_msgs/msg/Header", stamp=tester.get_clock().now().to_msg(), frame_id="camera")
+        _publish_until(pub, encode_cloud(kit, header, xyz, rgb, height=40), outputs, ("instances",))
+
+    def ids(msg: Any) -> dict[int, int]:
+        """first point index -> published id: which object got which id."""
+        return {int(inst.point_indices[0]): int(inst.id) for inst in msg.instances}
+
+    with lock:
+        frames = [ids(msg) for msg in received]
+    published = [f for f in frames if f]
+    # tentative tracks are not published (confirm_hits 3), then every frame shows the same track ids
+    assert len(published) >= 3, frames
+    assert all(f == published[-1] for f in published[-3:]), published
+    assert len(published[-1]) == expected
+    assert sorted(published[-1].values()) != list(range(expected))  # track ids (from 1), not the ranks
+    assert min(published[-1].values()) >= 1
+    assert outputs.latest["instances"].header.frame_id == "camera"  # tracking does not move the outputs' frame
+    detections = outputs.latest["detections"].detections
+    assert sorted(d.id for d in detections) == sorted(str(i) for i in published[-1].values())
+
+    def tracked() -> bool:
+        level, _, values = _diagnostic_values(outputs)
+        return values.get("tracking") == "on, in odom" and values.get("tracks confirmed") == str(expected)
+
+    _wait(tracked, "tracks confirmed in /diagnostics")
+    (result,) = _set(tester, tracking=False)
+    assert result.successful, result.reason

@@ -16,6 +16,7 @@ from pointgroup_ros.ros.params import (FROM_MODEL, SPECS_BY_NAME, TUNABLE, NodeS
                                       apply_changes, check_value, param_specs, params_file_values,
                                       settings_from_config)
 from pointgroup_ros.ros.processing import FrameStats, LatestMailbox
+from pointgroup_ros.tracking import TrackerConfig
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -58,6 +59,22 @@ def test_read_only_and_ranges():
         section(**{key: hi}).validate()
     with pytest.raises(ValueError):
         GroupingConfig(radius=1.0001).validate()
+    # the tracking thresholds: each range end is one TrackerConfig accepts (the others at their defaults, except
+    # where two keys bound each other)
+    tracking = {s.name: s for s in param_specs() if s.name.startswith("tracking_") and s.name != "tracking_frame"}
+    assert set(tracking) == {"tracking_voxel_size", "tracking_min_iou", "tracking_max_distance",
+                             "tracking_class_gate", "tracking_confirm_hits", "tracking_confirm_window",
+                             "tracking_max_missed", "tracking_tentative_max_missed", "tracking_moving_speed"}
+    for name, spec in tracking.items():
+        key = name[len("tracking_"):]
+        assert spec.default == getattr(TrackerConfig(), key), name
+        for end in (spec.float_range or spec.int_range or ()):
+            linked = {"confirm_hits": {"confirm_window": 64}, "confirm_window": {"confirm_hits": 1},
+                      "max_missed": {"tentative_max_missed": 0}, "tentative_max_missed": {"max_missed": end}}
+            TrackerConfig().replace(**{key: end, **linked.get(key, {})})
+    assert SPECS_BY_NAME["tracking_confirm_hits"].int_range == (1, 64)
+    assert SPECS_BY_NAME["tracking_min_iou"].float_range == (0.0, 1.0)
+    assert SPECS_BY_NAME["tracking_voxel_size"].float_range == (0.005, 1.0)
 
 
 @pytest.mark.parametrize("changes,reason", [
@@ -85,6 +102,20 @@ def test_read_only_and_ranges():
     ({"marker_lifetime": -1.0}, "marker_lifetime: must be in"),
     ({"gravity_frame": 3}, "gravity_frame: expected str"),
     ({"gravity_frame": "base link"}, "gravity_frame: a TF frame name has no white space"),
+    ({"tracking": 1}, "tracking: expected bool"),
+    ({"tracking_frame": "my odom"}, "tracking_frame: a TF frame name has no white space"),
+    ({"tracking": True, "tracking_frame": "/"}, "tracking_frame: tracking needs a fixed frame"),
+    ({"tracking_min_iou": 1.2}, r"tracking_min_iou: must be in \[0.0, 1.0\]"),
+    ({"tracking_voxel_size": 0.001}, "tracking_voxel_size: must be in"),
+    ({"tracking_max_distance": 0.0}, "tracking_max_distance: must be in"),
+    ({"tracking_confirm_hits": 0}, "tracking_confirm_hits: must be in"),
+    ({"tracking_confirm_hits": 6}, r"tracking_confirm_window: must be in \[confirm_hits, 64\]"),
+    ({"tracking_confirm_window": 65}, "tracking_confirm_window: must be in"),
+    ({"tracking_max_missed": -1}, "tracking_max_missed: must be in"),
+    ({"tracking_max_missed": 1}, r"tracking_tentative_max_missed: must be in \[0, max_missed\]"),
+    ({"tracking_moving_speed": -0.1}, "tracking_moving_speed: must be in"),
+    ({"tracking_class_gate": "yes"}, "tracking_class_gate: expected bool"),
+    ({"tracking_max_missed": 3.0}, "tracking_max_missed: expected int"),
 ])
 def test_invalid_values_are_refused_with_a_reason(changes, reason):
     settings = NodeSettings()
@@ -114,6 +145,23 @@ def test_sensor_and_frame_parameters_apply():
     assert apply_changes(s, {"gravity_frame": ""}).gravity_frame == ""
     # the preprocess values reach the pipeline's own validation unchanged
     apply_changes(s, {}).preprocess.validate()
+
+
+def test_tracking_parameters_apply():
+    s = apply_changes(NodeSettings(), {"tracking": True, "tracking_frame": "/map", "tracking_min_iou": 0.25,
+                                       "tracking_confirm_hits": 2, "tracking_max_missed": 30,
+                                       "tracking_class_gate": False, "tracking_voxel_size": 0.1})
+    assert (s.tracking, s.tracking_frame) == (True, "map")  # normalised frame
+    assert s.tracker == TrackerConfig(min_iou=0.25, confirm_hits=2, max_missed=30, class_gate=False, voxel_size=0.1)
+    assert isinstance(s.tracker.voxel_size, float) and isinstance(s.tracker.min_iou, float)
+    assert NodeSettings().tracker == TrackerConfig() and NodeSettings().tracking_frame == "odom"
+    assert not NodeSettings().tracking
+    # tracking off: the frame may be empty (unused); the thresholds keep their values
+    off = apply_changes(s, {"tracking": False, "tracking_frame": ""})
+    assert (off.tracking, off.tracking_frame, off.tracker) == (False, "", s.tracker)
+    with pytest.raises(ParameterError, match="tracking_frame"):
+        apply_changes(off, {"tracking": True})
+    assert apply_changes(s, {"tracking_confirm_window": 8, "tracking_confirm_hits": 8}).tracker.confirm_hits == 8
 
 
 def test_shipped_params_file_lists_every_parameter_with_its_default():
