@@ -338,6 +338,12 @@ def render_png(path: str | Path, cloud: CloudArrays, instance: np.ndarray, *, vi
     """
     from PIL import Image
 
+    Image.fromarray(render_panels(cloud, instance, view=view, size=size, point_size=point_size)).save(path, format="PNG")
+
+
+def render_panels(cloud: CloudArrays, instance: np.ndarray, *, view: str = "auto", size: int = 640,
+                  point_size: int = 2) -> np.ndarray:
+    """uint8 (H, W, 3): render_png's picture as an array (the input colours beside the instance colours)."""
     if view == "auto":
         view = "grid" if cloud.height > 1 else "oblique"
     if view not in ("grid", "oblique", "top"):
@@ -350,7 +356,7 @@ def render_png(path: str | Path, cloud: CloudArrays, instance: np.ndarray, *, vi
     else:
         panels = _project(cloud.xyz[cloud.valid], [base[cloud.valid], inst[cloud.valid]], view, size, point_size)
     gap = np.full((panels[0].shape[0], 8, 3), 255, np.uint8)
-    Image.fromarray(np.concatenate([panels[0], gap, panels[1]], axis=1)).save(path, format="PNG")
+    return np.concatenate([panels[0], gap, panels[1]], axis=1)
 
 
 def _height_shade(cloud: CloudArrays) -> np.ndarray:

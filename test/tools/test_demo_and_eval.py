@@ -78,3 +78,23 @@ def test_eval_tunes_on_other_rooms_and_overrides_thresholds(tmp_path: Path) -> N
     strict = figures("--tuning-rooms", "--set", "postprocess.score_threshold=1.0")
     assert strict["AP50"] == 0.0 and tuning["AP50"] > 0.0
     assert main(["eval", "--scenes", "1", "--set", "model.block_reps=1"]) == 2  # not a threshold: refused
+
+
+@pytest.mark.slow
+def test_demo_sequence_writes_a_tracked_gif(tmp_path: Path) -> None:
+    from PIL import Image
+    from rosbags.rosbag2 import Reader
+
+    out = tmp_path / "demo_seq"
+    assert main(["demo", "--sequence", "--frames", "6", "--device", "cpu", "--out", str(out)]) == 0
+    gif = Image.open(out / "sequence.gif")
+    assert gif.n_frames == 6 and gif.size == (2 * 320 + 8, 240)  # camera view | tracked instances
+    summary = json.loads((out / "sequence.json").read_text())
+    assert len(summary["frames"]) == 6
+    assert all(i in summary["tracks"] for f in summary["frames"] for i in f["track_ids"])
+    assert all("tracking" in f["timings_ms"] for f in summary["frames"])
+    assert summary["frames"][0]["track_ids"] == []  # tentative until seen a few times
+    with Reader(out / "sequence_bag") as reader:
+        topics = {c.topic: c.msgcount for c in reader.connections}
+    assert topics["/camera/depth/points"] == 6 and topics["/pointgroup/detections"] == 6
+    assert topics["/tf"] == 6 and topics["/tf_static"] == 1
