@@ -25,7 +25,6 @@ import math
 import os
 import shutil
 import tempfile
-import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -33,7 +32,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..transforms import OPTICAL_IN_CAMERA_LINK, matrix_from_pose, transform_points
-from .scene import IGNORE, DataError, Scene
+from .scene import IGNORE, DataError, Scene, read_npz_arrays
 from .synthetic import SYNTHETIC_CLASSES, generate_scene
 
 log = logging.getLogger(__name__)
@@ -634,13 +633,7 @@ def read_groundtruth(path: str | Path) -> GroundTruth:
     path = Path(path)
     if path.is_dir():
         path = groundtruth_path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such ground-truth file")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {key: data[key] for key in data.files}
-    except (OSError, ValueError, zipfile.BadZipFile) as exc:
-        raise DataError(f"{path}: not a readable .npz file: {exc}") from None
+    arrays = read_npz_arrays(path, "ground-truth file")
     need = ("version", "name", "seed", "room_seed", "room", "class_names", "stamps_ns", "valid", "semantic",
             "instance", "odom_from_base", "base_from_camera", "camera_from_optical", "intrinsics", "organized")
     missing = [k for k in need if k not in arrays]

@@ -122,16 +122,22 @@ def save_scene(scene: Scene, path: str | Path) -> Path:
     return path
 
 
+def read_npz_arrays(path: str | Path, what: str = "file") -> dict[str, np.ndarray]:
+    """Every array of an .npz file, read without unpickling; DataError naming the file if it cannot be read."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such {what}")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        raise DataError(f"{path}: not a readable .npz file ({exc})") from None
+
+
 def load_npz(path: str | Path) -> Scene:
     """Read a Scene from an .npz file written by save_scene (or by a user; keys in the module docstring)."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such file")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            data = {k: z[k] for k in z.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        raise DataError(f"{path}: not a readable .npz file ({exc})") from None
+    data = read_npz_arrays(path)
     for key in ("xyz", "rgb"):
         if key not in data:
             raise DataError(f"{path}: missing array {key!r} (has {', '.join(sorted(data)) or 'nothing'})")
