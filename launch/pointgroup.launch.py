@@ -3,10 +3,12 @@
     ros2 launch pointgroup_ros pointgroup.launch.py input_topic:=/camera/depth/color/points gravity_frame:=base_link
     ros2 launch pointgroup_ros pointgroup.launch.py weights:=/models/scannet.pth device:=cuda:1 namespace:=robot1
     ros2 launch pointgroup_ros pointgroup.launch.py params_file:=/path/my_params.yaml log_level:=debug
+    ros2 launch pointgroup_ros pointgroup.launch.py gravity_frame:=base_link tracking:=true tracking_frame:=odom
 
 Every parameter and its default lives in config/pointgroup_node.yaml (the params file) or comes from the model;
-this file declares none of them again. config, weights, device, gravity_frame and use_sim_time given here
-override the params file only when they are not empty; log_level sets the node's logging level when given.
+this file declares none of them again. config, weights, device, gravity_frame, tracking_frame, tracking and
+use_sim_time given here override the params file only when they are not empty; log_level sets the node's logging
+level when given.
 """
 from __future__ import annotations
 
@@ -16,7 +18,8 @@ from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
-OVERRIDES = ("config", "weights", "device", "gravity_frame")  # string parameters set only when not empty
+OVERRIDES = ("config", "weights", "device", "gravity_frame", "tracking_frame")  # strings, set only when not empty
+SWITCHES = ("use_sim_time", "tracking")  # booleans, set only when not empty
 TRUE, FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
 
 
@@ -26,11 +29,12 @@ def _node(context: LaunchContext) -> list[Node]:
         value = LaunchConfiguration(name).perform(context)
         if value:
             overrides[name] = value
-    sim_time = LaunchConfiguration("use_sim_time").perform(context).strip().lower()
-    if sim_time:
-        if sim_time not in TRUE + FALSE:
-            raise ValueError(f"use_sim_time must be true or false, got {sim_time!r}")
-        overrides["use_sim_time"] = sim_time in TRUE
+    for name in SWITCHES:
+        value = LaunchConfiguration(name).perform(context).strip().lower()
+        if value:
+            if value not in TRUE + FALSE:
+                raise ValueError(f"{name} must be true or false, got {value!r}")
+            overrides[name] = value in TRUE
     parameters: list = [LaunchConfiguration("params_file")]
     if overrides:
         parameters.append(overrides)
@@ -66,6 +70,12 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument("gravity_frame", default_value="",
                               description="z-up TF frame to segment in and publish boxes in (e.g. base_link); "
                                           "empty: as in the params file (there: the input frame)"),
+        DeclareLaunchArgument("tracking", default_value="",
+                              description="true: track the instances over frames (ids = track ids); empty: as in "
+                                          "the params file (there: false)"),
+        DeclareLaunchArgument("tracking_frame", default_value="",
+                              description="fixed TF frame to track in (odom, map); empty: as in the params file "
+                                          "(there: odom)"),
         DeclareLaunchArgument("namespace", default_value="", description="namespace of the node"),
         DeclareLaunchArgument("use_sim_time", default_value="",
                               description="true: use /clock (bag playback); empty: as in the params file"),

@@ -86,6 +86,10 @@ def test_node_launch_overrides_only_what_is_given(launch_file: Any) -> None:
     assert node.kwargs["parameters"][1] == {"use_sim_time": False}
     with pytest.raises(ValueError, match="use_sim_time"):
         run(_context(**base, use_sim_time="maybe"))
+    (node,) = run(_context(**base, tracking="true", tracking_frame="map"))
+    assert node.kwargs["parameters"][1] == {"tracking": True, "tracking_frame": "map"}
+    with pytest.raises(ValueError, match="tracking must be true or false"):
+        run(_context(**base, tracking="sometimes"))
 
 
 def test_rviz_launch_follows_namespace_and_gravity_frame(launch_file: Any) -> None:
