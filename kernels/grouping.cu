@@ -94,7 +94,7 @@ extern "C" __global__ void pg_cell_keys(const COORD_T* __restrict__ xyz, const l
     const double origin[3] = {origin_x, origin_y, origin_z};
     long long key = (labels[i] - label_min) << (3 * b + 3);
     for (int axis = 0; axis < 3; ++axis) {
-        double f = floor((double)xyz[3 * i + axis] * inv_cell) - origin[axis] + 2.0;
+        double f = floor((double)xyz[3LL * i + axis] * inv_cell) - origin[axis] + 2.0;
         f = f < 0.0 ? 0.0 : (f > top ? top : f);
         const long long fine = (long long)f;
         key |= ((fine >> 1) << (3 + axis * b)) | ((fine & 1) << axis);
@@ -135,7 +135,7 @@ __device__ __forceinline__ void pg_scan_range(const long long* skeys, const COOR
                 continue;
             }
             for (int j = q; j < hend; ++j) {
-                if (pg_sqdist(x, y, z, sxyz[3 * j], sxyz[3 * j + 1], sxyz[3 * j + 2]) < r2) {
+                if (pg_sqdist(x, y, z, sxyz[3LL * j], sxyz[3LL * j + 1], sxyz[3LL * j + 2]) < r2) {
                     pg_unite(parent, i, order[j]);
                     if (clique) break;
                 }
@@ -154,7 +154,8 @@ extern "C" __global__ void pg_union(const long long* __restrict__ skeys, const C
     if (p >= n) return;
     const long long key = skeys[p];
     const int i = order[p];
-    const COORD_T x = sxyz[3 * p], y = sxyz[3 * p + 1], z = sxyz[3 * p + 2];
+    // 3 * index in 64 bits: an int product overflows past 715 million points
+    const COORD_T x = sxyz[3LL * p], y = sxyz[3LL * p + 1], z = sxyz[3LL * p + 2];
     const int top = (2 << b) - 1;
     const long long cmax = (1LL << b) - 1;
     const int ge = gend[p];
@@ -165,7 +166,7 @@ extern "C" __global__ void pg_union(const long long* __restrict__ skeys, const C
         if (gs != p) pg_unite(parent, i, order[gs]);
     } else {
         for (int j = p + 1; j < ge; ++j)
-            if (pg_sqdist(x, y, z, sxyz[3 * j], sxyz[3 * j + 1], sxyz[3 * j + 2]) < r2) pg_unite(parent, i, order[j]);
+            if (pg_sqdist(x, y, z, sxyz[3LL * j], sxyz[3LL * j + 1], sxyz[3LL * j + 2]) < r2) pg_unite(parent, i, order[j]);
     }
 
     const long long cell = key >> 3;  // label | cz | cy | cx

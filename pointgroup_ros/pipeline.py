@@ -4,6 +4,7 @@ Segmentation is the contract between the pipeline and the message / file writers
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -175,13 +176,13 @@ class _StageTimer:
     """Wall time per stage in ms; synchronises CUDA so GPU work is charged to the right stage."""
 
     def __init__(self, device: torch.device) -> None:
-        self.sync = device.type == "cuda"
+        self.device = device if device.type == "cuda" else None
         self.times: dict[str, float] = {}
         self._t = time.perf_counter()
 
     def lap(self, stage: str) -> None:
-        if self.sync:
-            torch.cuda.synchronize()
+        if self.device is not None:
+            torch.cuda.synchronize(self.device)  # the pipeline's GPU, not the current one
         now = time.perf_counter()
         self.times[stage] = self.times.get(stage, 0.0) + (now - self._t) * 1e3
         self._t = now
@@ -246,7 +247,6 @@ class Pipeline:
         xyz = rng.uniform(0, 1, (2000, 3)).astype(np.float32)
         self.segment(xyz, None, grouping=GroupingConfig(min_points=1), postprocess=PostprocessConfig(0, 1, 0))
 
-    @torch.inference_mode()
     def segment(self, xyz: np.ndarray, rgb: np.ndarray | None = None, valid: np.ndarray | None = None,
                 grouping: GroupingConfig | None = None, postprocess: PostprocessConfig | None = None,
                 preprocess: PreprocessConfig | None = None,
@@ -263,6 +263,15 @@ class Pipeline:
         The network always sees the points centred on their mean, as in training, so the result does not
         depend on where the cloud's origin is; everything is reported in the caller's coordinates.
         """
+        # spconv and CuPy take the device from torch's current one: make it this pipeline's (cuda:N), whatever
+        # thread calls (the node's worker starts on cuda:0)
+        device_guard = torch.cuda.device(self.device) if self.device.type == "cuda" else contextlib.nullcontext()
+        with device_guard, torch.inference_mode():
+            return self._segment(xyz, rgb, valid, grouping, postprocess, preprocess, gravity_transform)
+
+    def _segment(self, xyz: np.ndarray, rgb: np.ndarray | None, valid: np.ndarray | None,
+                 grouping: GroupingConfig | None, postprocess: PostprocessConfig | None,
+                 preprocess: PreprocessConfig | None, gravity_transform: np.ndarray | None) -> Segmentation:
         grouping = (grouping or self.cfg.grouping)
         post = (postprocess or self.cfg.postprocess)
         pre = (preprocess or self.cfg.preprocess)
