@@ -435,8 +435,6 @@ def process_bag(src: Path, out: Path, pipeline: "SegmentingPipeline", topics: Se
     from ..ros.kit import RosbagsKit
     from ..ros.processing import OUTPUTS, FrameProcessor, TrackingInput
     from ..ros.typestore import OUTPUT_TYPES, make_typestore
-    from ..transforms import TransformError, normalize_frame
-
     store = make_typestore("humble")
     kit = RosbagsKit(store)
     processor = FrameProcessor(pipeline, kit)
@@ -494,29 +492,16 @@ def process_bag(src: Path, out: Path, pipeline: "SegmentingPipeline", topics: Se
                             continue
                         gravity: tuple[str, np.ndarray] | None = None
                         if tf is not None and gravity_frame is not None:
-                            try:
-                                gravity = (gravity_frame, tf.lookup(gravity_frame, str(msg.header.frame_id),
-                                                                    _stamp_ns(msg.header)))
-                            except TransformError as exc:
-                                summary.skipped_no_tf += 1
-                                if summary.skipped_no_tf <= LOGGED_SKIPS:
-                                    log.warning("%s at %d ns: cloud in '%s' skipped: %s%s", conn.topic, stamp,
-                                                normalize_frame(str(msg.header.frame_id)), exc,
-                                                "" if summary.skipped_no_tf < LOGGED_SKIPS else
-                                                " (further clouds without a transform are only counted)")
+                            matrix = _pose_or_skip(tf, gravity_frame, msg, conn.topic, stamp, summary,
+                                                   "skipped_no_tf", "", "a transform")
+                            if matrix is None:
                                 continue
+                            gravity = (gravity_frame, matrix)
                         tracking: TrackingInput | None = None
                         if tf is not None and tracking_frame is not None:
-                            try:
-                                pose = tf.lookup(tracking_frame, str(msg.header.frame_id), _stamp_ns(msg.header))
-                            except TransformError as exc:
-                                summary.skipped_no_tracking_tf += 1
-                                if summary.skipped_no_tracking_tf <= LOGGED_SKIPS:
-                                    log.warning("%s at %d ns: cloud in '%s' skipped: no tracking pose: %s%s",
-                                                conn.topic, stamp, normalize_frame(str(msg.header.frame_id)), exc,
-                                                "" if summary.skipped_no_tracking_tf < LOGGED_SKIPS else
-                                                " (further clouds without a tracking transform are only "
-                                                "counted)")
+                            pose = _pose_or_skip(tf, tracking_frame, msg, conn.topic, stamp, summary,
+                                                 "skipped_no_tracking_tf", "no tracking pose: ", "a tracking transform")
+                            if pose is None:
                                 continue
                             tracking = TrackingInput(trackers[conn.topic], pose)
                         try:
@@ -550,6 +535,24 @@ def process_bag(src: Path, out: Path, pipeline: "SegmentingPipeline", topics: Se
                     summary.skipped_no_tracking_tf, tracking_frame)
     summary.tracks = sum(len(ids) for ids in published.values())
     return summary
+
+
+def _pose_or_skip(tf: "TransformBuffer", target: str, msg: Any, topic: str, stamp: int, summary: RunSummary,
+                  counter: str, reason: str, what: str) -> "np.ndarray | None":
+    """target <- the cloud's frame at its header stamp, or None: the cloud is to be skipped; it is counted in
+    summary.<counter>, and the first LOGGED_SKIPS of a kind are named in the log."""
+    from ..transforms import TransformError, normalize_frame
+
+    try:
+        return tf.lookup(target, str(msg.header.frame_id), _stamp_ns(msg.header))
+    except TransformError as exc:
+        count = getattr(summary, counter) + 1
+        setattr(summary, counter, count)
+        if count <= LOGGED_SKIPS:
+            log.warning("%s at %d ns: cloud in '%s' skipped: %s%s%s", topic, stamp,
+                        normalize_frame(str(msg.header.frame_id)), reason, exc,
+                        "" if count < LOGGED_SKIPS else f" (further clouds without {what} are only counted)")
+        return None
 
 
 def _copy_connections(reader: Any, connections: list[Any], writer: Any,
