@@ -193,15 +193,16 @@ def test_launch_files_compile_and_pass_only_a_params_file_remaps_and_overrides(t
         py_compile.compile(str(path), cfile=str(tmp_path / (path.name + "c")), doraise=True)
         tree = ast.parse(path.read_text())
         assert any(isinstance(n, ast.FunctionDef) and n.name == "generate_launch_description" for n in tree.body)
-        # no parameter is declared or set again in a launch file (only the weights / device overrides)
+        # no parameter is declared or set again in a launch file (only the documented overrides)
         declared = {n.args[0].value for n in ast.walk(tree) if isinstance(n, ast.Call)
                     and getattr(n.func, "id", "") == "DeclareLaunchArgument"}
         keys = {k.value for n in ast.walk(tree) if isinstance(n, ast.Dict) for k in n.keys
                 if isinstance(k, ast.Constant)}
-        assert (declared | keys) & set(SPECS_BY_NAME) <= {"config", "weights", "device", "gravity_frame"}, path.name
+        assert (declared | keys) & set(SPECS_BY_NAME) <= {"config", "weights", "device", "gravity_frame", "tracking",
+                                                          "tracking_frame"}, path.name
     main = (REPO / "launch" / "pointgroup.launch.py").read_text()
     for arg in ("input_topic", "params_file", "config", "weights", "device", "gravity_frame", "namespace",
-                "use_sim_time", "log_level"):
+                "use_sim_time", "log_level", "tracking", "tracking_frame"):
         assert f'DeclareLaunchArgument("{arg}"' in main
     assert '"~/input/points"' in main and "pointgroup_node.yaml" in main
     assert yaml.safe_load((REPO / "config" / "pointgroup.rviz").read_text())["Visualization Manager"]
