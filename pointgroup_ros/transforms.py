@@ -42,6 +42,11 @@ def normalize_frame(frame_id: str) -> str:
     return str(frame_id).strip().lstrip("/")
 
 
+def stamp_ns(stamp: Any) -> int:
+    """Nanoseconds of a builtin_interfaces/Time (a header's stamp: .sec, .nanosec), rclpy or rosbags alike."""
+    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+
+
 def _format_stamp(stamp_ns: int) -> str:
     return f"{stamp_ns} ns ({stamp_ns / 1e9:.9f} s)"
 
@@ -276,7 +281,7 @@ class TransformBuffer:
         parsed: list[tuple[str, str, int, tuple[float, ...]]] = []
         for index, t in enumerate(msg.transforms):
             parent, child = normalize_frame(t.header.frame_id), normalize_frame(t.child_frame_id)
-            stamp = int(t.header.stamp.sec) * 1_000_000_000 + int(t.header.stamp.nanosec)
+            stamp = stamp_ns(t.header.stamp)
             pose = _pose_values(t.transform)
             x, y, z, qx, qy, qz, qw = pose
             quat_norm = math.sqrt(qx * qx + qy * qy + qz * qz + qw * qw)

@@ -25,6 +25,7 @@ import numpy as np
 
 from ..cloud_io import CloudArrays
 from ..config import GroupingConfig, PostprocessConfig, PreprocessConfig
+from ..transforms import stamp_ns
 from .cloud import CloudLayout, InstanceLabels, cloud_layout, decode_cloud, encode_labeled_cloud
 from .kit import MessageKit
 from .messages import build_detections, build_instances, build_markers
@@ -132,7 +133,7 @@ class FrameProcessor:
         labels: InstanceLabels | None = None
         tracked: TrackingResult | None = None
         if tracking is not None:
-            tracked = tracking.tracker.update(seg, cloud.xyz, tracking.fixed_from_input, _stamp_ns(header))
+            tracked = tracking.tracker.update(seg, cloud.xyz, tracking.fixed_from_input, stamp_ns(header.stamp))
             timings["tracking"] = tracked.update_ms
             labels = (InstanceLabels.hidden(seg.num_instances) if tracked.skipped
                       else InstanceLabels(tracked.track_ids, tracked.confirmed & (tracked.track_ids >= 0)))
@@ -155,10 +156,6 @@ class FrameProcessor:
             timings[f"build/{name}"] = (time.perf_counter() - t) * 1e3
         timings["total"] = (time.perf_counter() - t0) * 1e3
         return FrameResult(cloud, layout, seg, messages, timings, labels, tracked)
-
-
-def _stamp_ns(header: Any) -> int:
-    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
 
 
 @dataclass(frozen=True)

@@ -409,10 +409,6 @@ def load_transforms(bag: "Bag") -> "TransformBuffer":
     return buffer
 
 
-def _stamp_ns(header: Any) -> int:
-    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
-
-
 def process_bag(src: Path, out: Path, pipeline: "SegmentingPipeline", topics: Sequence[str] | None = None,
                 overwrite: bool = False, progress: bool = True,
                 on_frame: "Callable[[str, int, FrameResult], None] | None" = None,
@@ -541,10 +537,10 @@ def _pose_or_skip(tf: "TransformBuffer", target: str, msg: Any, topic: str, stam
                   counter: str, reason: str, what: str) -> "np.ndarray | None":
     """target <- the cloud's frame at its header stamp, or None: the cloud is to be skipped; it is counted in
     summary.<counter>, and the first LOGGED_SKIPS of a kind are named in the log."""
-    from ..transforms import TransformError, normalize_frame
+    from ..transforms import TransformError, normalize_frame, stamp_ns
 
     try:
-        return tf.lookup(target, str(msg.header.frame_id), _stamp_ns(msg.header))
+        return tf.lookup(target, str(msg.header.frame_id), stamp_ns(msg.header.stamp))
     except TransformError as exc:
         count = getattr(summary, counter) + 1
         setattr(summary, counter, count)
