@@ -101,23 +101,16 @@ def make_segmentation(n: int, class_names: tuple[str, ...] = ("chair", "table", 
                         box_max=np.array([[1, 2, 3], [1.5, 1.5, 1.5]], np.float32), class_names=class_names)
 
 
-class ShuffledObjectsPipeline:
+class ShuffledObjectsPipeline(FakePipeline):
     """A pipeline whose instances are given by the points' order, not their place: the cloud's first `split`
     points are object A (class 0), the rest object B (class 1), whatever the input frame. The ranks (score order)
     of the two are shuffled per call (rng), as a real network's scores wobble between frames, so a consumer that
     took the rank as the object's id would see A and B swap. Boxes in the gravity frame when one is given."""
 
     def __init__(self, cfg: Config | None = None, split: int = 0, seed: int = 0) -> None:
-        self.cfg = cfg or Config()
+        super().__init__(cfg)
         self.split = split  # 0: half of the points
-        self.max_points = 300_000
-        self.device = "cpu"
-        self.calls: list[dict] = []
         self._rng = np.random.default_rng(seed)
-
-    @property
-    def class_names(self) -> tuple[str, ...]:
-        return self.cfg.data.class_names
 
     def segment(self, xyz: np.ndarray, rgb: np.ndarray | None = None, valid: np.ndarray | None = None,
                 grouping: GroupingConfig | None = None, postprocess: PostprocessConfig | None = None,
