@@ -14,6 +14,7 @@ spconv's default on CUDA. One model instance can therefore move between devices 
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import spconv.pytorch as spconv
@@ -26,6 +27,20 @@ from ..config import ModelConfig
 from ..types import PointBatch, Proposals
 from .blocks import UBlock, batch_norm
 from .voxelize import Voxels, voxelize_clusters, voxelize_points
+
+
+class _DropFxTracingNotice(logging.Filter):
+    """spconv's SparseConvTensor uses torch.fx's ProxyableClassMeta, whose every construction asks
+    torch.fx.is_fx_tracing(); torch >= 2.x logs a deprecation notice about that call once per process, a line
+    meant for spconv's authors, not our users. Only that record of that logger is dropped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("is_fx_tracing will return true")
+
+
+_fx_logger = logging.getLogger("torch.fx._symbolic_trace")
+if not any(isinstance(f, _DropFxTracingNotice) for f in _fx_logger.filters):
+    _fx_logger.addFilter(_DropFxTracingNotice())
 
 SCORE_BLOCK_REPS = 2  # authors: UBlock([m, 2m], norm_fn, 2, ...) regardless of block_reps
 

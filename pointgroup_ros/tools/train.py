@@ -22,6 +22,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="override any configuration key, e.g. --set train.prepare_epochs=100 (repeatable; "
                         "VALUE is read as YAML)")
     p.add_argument("--resume", help="continue from a checkpoint of this trainer (e.g. RUN/latest.pth)")
+    p.add_argument("--init", metavar="WEIGHTS",
+                   help="fine-tune: start from these model weights (any checkpoint or shipped weights of the same "
+                        "model) with a fresh optimizer at epoch 1; not with --resume")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda (torchrun sets the GPU per rank)")
     p.add_argument("--scenes", type=int, default=64, help="synthetic data: rooms to train on (and to hold out)")
     p.add_argument("--eval-every", type=int, default=0, help="evaluate on the validation set every N epochs")
@@ -58,6 +61,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.resume and args.init:
+        log.error("--resume and --init exclude each other: --resume continues a run (optimizer, epoch), --init "
+                  "starts a new one from given weights")
+        return 2
     try:
         cfg = apply_overrides(load_config(args.config), args.set)
         if args.epochs:
@@ -93,8 +100,15 @@ def run(args: argparse.Namespace) -> int:
         if sampler is not None:
             sampler.set_epoch(epoch)
 
-    if args.resume:
-        trainer.resume(args.resume)
+    from ..model.checkpoint import CheckpointError
+    try:
+        if args.resume:
+            trainer.resume(args.resume)
+        elif args.init:
+            trainer.initialize(args.init)
+    except CheckpointError as exc:
+        log.error("%s", exc)
+        return 2
     result = trainer.fit(loader, set_epoch=set_epoch)
     if trainer.rank == 0:
         summary = {"epochs_run": result.epochs_run, "last_losses": result.last_losses,

@@ -23,7 +23,7 @@ from torch import nn
 from tqdm import tqdm
 
 from ..config import Config, TrainConfig
-from ..model.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from ..model.checkpoint import CheckpointError, load_checkpoint, load_weights, save_checkpoint
 from ..model.losses import pointgroup_loss
 from ..model.network import PointGroup
 from ..types import PointBatch
@@ -148,6 +148,11 @@ class Trainer:
         self.optimizer.load_state_dict(ckpt.extra["optimizer"])
         self.start_epoch = int(ckpt.extra["epoch"]) + 1
         log.info("resumed from %s at epoch %d", path, self.start_epoch)
+
+    def initialize(self, path: str | Path) -> None:
+        """Start from the model weights in `path` (fine-tuning): optimizer and epoch count start afresh."""
+        ckpt = load_weights(self.model, path)
+        log.info("initialized from %s (%d tensors)", path, len(ckpt.state_dict))
 
     # ---- loop --------------------------------------------------------------------------------------------
     def train_epoch(self, epoch: int, loader: Iterable[PointBatch], progress: bool = True) -> dict[str, float]:

@@ -180,3 +180,27 @@ def test_rgb_only_input():
     with torch.no_grad():
         out = model(small_scene(100))
     assert out.semantic_logits.shape == (100, 13)
+
+
+def test_torch_fx_notice_about_spconv_is_dropped_and_nothing_else() -> None:
+    """torch logs "is_fx_tracing will return true ..." when spconv builds its first SparseConvTensor: not the
+    user's business. The filter drops that record only; the same logger's other records still go out."""
+    import logging
+
+    import pointgroup_ros.model.network  # noqa: F401  (installs the filter)
+
+    seen: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record.getMessage())
+
+    logger = logging.getLogger("torch.fx._symbolic_trace")
+    handler = Keep()
+    logger.addHandler(handler)
+    try:
+        logger.warning("is_fx_tracing will return true for both fx.symbolic_trace and torch.export. Please use ...")
+        logger.warning("a warning of torch.fx that matters")
+    finally:
+        logger.removeHandler(handler)
+    assert seen == ["a warning of torch.fx that matters"]

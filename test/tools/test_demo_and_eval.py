@@ -27,21 +27,53 @@ def test_demo_model_is_shipped_and_labelled() -> None:
     assert "synthetic" in str(ckpt.extra.get("description", ""))
 
 
-@pytest.mark.slow
-def test_make_demo_writes_png_bag_and_summary(tmp_path: Path) -> None:
-    from PIL import Image
-    from rosbags.rosbag2 import Reader
-
-    out = tmp_path / "demo_out"
-    assert main(["demo", "--out", str(out)]) == 0
-    summary = json.loads((out / "summary.json").read_text())
+def _check_summary(summary: dict) -> None:
     assert summary["model"].startswith("synthetic-data demo model")
-    assert summary["instances"], "the demo model finds objects in a held-out room"
+    assert summary["instances"], "the demo model finds objects in held-out data"
     for inst in summary["instances"]:
         assert inst["class"] in summary["classes"] and 0 <= inst["score"] <= 1 and inst["points"] > 0
     assert {"decode", "pipeline/backbone", "pipeline/grouping", "pipeline/scorenet", "pipeline/nms",
             "total"} <= set(summary["timings_ms"])
     assert summary["ground_truth_match"]["AP50"] is not None
+
+
+@pytest.mark.slow
+def test_make_demo_segments_a_camera_frame_through_the_gravity_frame(tmp_path: Path) -> None:
+    """`make demo`: one organized frame in the camera's optical frame, TF in the bag, boxes in base_link."""
+    from PIL import Image
+    from rosbags.rosbag2 import Reader
+
+    from pointgroup_ros.ros.typestore import make_typestore
+
+    out = tmp_path / "demo_out"
+    assert main(["demo", "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    _check_summary(summary)
+    assert summary["scene"]["frame_id"] == "camera_optical_frame" and summary["scene"]["gravity_frame"] == "base_link"
+    assert 0 < summary["scene"]["points"] <= 320 * 240 and summary["scene"]["objects"] > 0
+    image = Image.open(out / "instances.png")
+    assert image.size == (2 * (2 * 320 + 8), 2 * 240)  # the camera's view, colours | instances, drawn 2x
+    store = make_typestore("humble")
+    with Reader(out / "pointgroup_bag") as reader:
+        topics = {c.topic: c.msgcount for c in reader.connections}
+        detections = [store.deserialize_cdr(raw, c.msgtype) for c, _, raw in reader.messages()
+                      if c.topic == "/pointgroup/detections"]
+    assert topics == {"/camera/depth/points": 1, "/tf": 1, "/tf_static": 1, "/pointgroup/labeled_points": 1,
+                      "/pointgroup/detections": 1, "/pointgroup/markers": 1, "/pointgroup/instances": 1}
+    assert detections[0].header.frame_id == "base_link"  # segmented z up, through /tf_static
+    assert len(detections[0].detections) == len(summary["instances"])
+
+
+@pytest.mark.slow
+def test_demo_room_writes_png_bag_and_summary(tmp_path: Path) -> None:
+    from PIL import Image
+    from rosbags.rosbag2 import Reader
+
+    out = tmp_path / "demo_out"
+    assert main(["demo", "--room", "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    _check_summary(summary)
+    assert summary["scene"]["frame_id"] == "map"
     image = Image.open(out / "instances.png")
     assert image.width > 2 * image.height * 0.9  # two panels side by side
     with Reader(out / "pointgroup_bag") as reader:

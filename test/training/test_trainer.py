@@ -89,3 +89,40 @@ def test_resume_rejects_a_weights_only_file(tmp_path: Path) -> None:
     save_checkpoint(tmp_path / "weights.pth", trainer.model, cfg)
     with pytest.raises(CheckpointError, match="not a training checkpoint"):
         trainer.resume(tmp_path / "weights.pth")
+
+
+def test_initialize_fine_tunes_from_weights_with_a_fresh_optimizer(tmp_path: Path) -> None:
+    """--init: the weights of another run (here stored as half precision, like the shipped model), epoch 1,
+    no optimizer state; a file of another network is refused with the keys that do not fit."""
+    from pointgroup_ros.model.checkpoint import CheckpointError, save_checkpoint
+
+    cfg = small_config(epochs=1, prepare=10)
+    source = Trainer(cfg, tmp_path / "a", device="cpu", tensorboard=False)
+    source.model.half()
+    save_checkpoint(tmp_path / "half.pth", source.model, cfg)
+    source.model.float()
+
+    tuned = Trainer(cfg, tmp_path / "b", device="cpu", tensorboard=False)
+    tuned.initialize(tmp_path / "half.pth")
+    assert tuned.start_epoch == 1 and not tuned.optimizer.state_dict()["state"]
+    for key, value in tuned.model.state_dict().items():
+        assert value.dtype == source.model.state_dict()[key].dtype
+        assert torch.allclose(value.float(), source.model.state_dict()[key].float(), rtol=1e-3, atol=1e-3), key
+    ds, dl = loader(cfg, seeds=(5,))
+    assert tuned.fit(dl, progress=False).epochs_run == 1
+
+    other = Trainer(cfg.replace(model={"widths": [16, 32]}), tmp_path / "c", device="cpu", tensorboard=False)
+    with pytest.raises(CheckpointError, match="does not fit the model"):
+        other.initialize(tmp_path / "half.pth")
+
+
+def test_train_command_refuses_init_with_resume_and_a_missing_init_file(tmp_path: Path,
+                                                                       caplog: pytest.LogCaptureFixture) -> None:
+    from pointgroup_ros.cli import main
+
+    base = ["train", "--config", "synthetic", "--data", "synthetic", "--scenes", "2", "--out", str(tmp_path / "run")]
+    assert main(base + ["--resume", "a.pth", "--init", "b.pth"]) == 2
+    assert "exclude each other" in caplog.text
+    assert main(base + ["--init", str(tmp_path / "missing.pth")]) == 2
+    assert "missing.pth" in caplog.text
+    assert not (tmp_path / "run" / "final.pth").exists()
