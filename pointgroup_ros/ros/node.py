@@ -7,7 +7,9 @@ With `gravity_frame` set, each cloud is rotated into that z-up frame (tf2 lookup
 worker) and detections, markers and instances are published in it. With `tracking` on, one
 pointgroup_ros.tracking.Tracker (one input topic) gives the instances track ids in `tracking_frame` (tf2 lookup
 tracking_frame <- input frame at the cloud's stamp; a frame without it is skipped, the tracks kept), and all four
-outputs publish the confirmed tracks under their ids. Parameters: params.py (validated in an on-set callback,
+outputs publish the confirmed tracks under their ids. /diagnostics: one status named after the node's fully
+qualified name (two namespaced nodes stay apart), with input / output rates and how long no cloud came, on a
+monotonic clock (processing.Throughput). Parameters: params.py (validated in an on-set callback,
 applied from the next frame; turning tracking off, or changing tracking_frame, forgets the tracks). The core's
 Python logging ("pointgroup_ros") is forwarded to the node's logger. A model that cannot be loaded ends the
 process with exit code 1 (main). Needs ROS 2.
@@ -47,7 +49,7 @@ from .cloud import CloudFormatError
 from .kit import RclpyKit
 from .params import ParameterError, ParamSpec, NodeSettings, apply_changes, param_specs, to_descriptor
 from .processing import (OUTPUTS, FrameProcessor, FrameStats, Gravity, LatestMailbox, SegmentingPipeline,
-                         TrackingInput, build_diagnostics)
+                         Throughput, TrackingInput, build_diagnostics, throughput_problems)
 from .typestore import OUTPUT_TYPES
 
 PipelineFactory = Callable[[Config, str, str, int], SegmentingPipeline]
@@ -121,21 +123,24 @@ class PointGroupNode(Node):
     """PointGroup instance segmentation of PointCloud2 frames.
 
     pipeline_factory builds the (warm) pipeline in the worker thread; model_resolver gives the configuration
-    at construction (from `config` and `weights`, cheap). Tests pass fakes of both.
+    at construction (from `config` and `weights`, cheap). Tests pass fakes of both. monotonic: the clock of the
+    rates and of the no-cloud warning in /diagnostics (tests pass a fake one).
     """
 
     def __init__(self, pipeline_factory: PipelineFactory = default_pipeline,
-                 model_resolver: ModelResolver = default_resolver, **node_kwargs: Any) -> None:
+                 model_resolver: ModelResolver = default_resolver, monotonic: Callable[[], float] = time.monotonic,
+                 **node_kwargs: Any) -> None:
         super().__init__("pointgroup", **node_kwargs)
         self._kit = RclpyKit()
         self._log_handler = self._install_log_handler()
         try:
-            self._setup(pipeline_factory, model_resolver)
+            self._setup(pipeline_factory, model_resolver, monotonic)
         except BaseException:
             self._remove_log_handler()
             raise
 
-    def _setup(self, pipeline_factory: PipelineFactory, model_resolver: ModelResolver) -> None:
+    def _setup(self, pipeline_factory: PipelineFactory, model_resolver: ModelResolver,
+               monotonic: Callable[[], float]) -> None:
         first = {s.name: s for s in param_specs()}
         for name in ("config", "weights", "device"):
             self._declare(first[name])
@@ -178,6 +183,10 @@ class PointGroupNode(Node):
                                                "/diagnostics", 10)
         self._mailbox: LatestMailbox[Any] = LatestMailbox()
         self._stats = FrameStats()
+        # the ROS clock may be sim time, which stops with the bag: rates and silence are measured on a monotonic one
+        self._throughput = Throughput(clock=monotonic)
+        self._input_topic = self.resolve_topic_name("~/input/points")
+        self._device = self._str("device")  # the pipeline's own once loaded (diagnostics' hardware_id)
         self._state = "loading model"
         self._frame_advice = ""  # a warning about the input frame, shown in /diagnostics while it applies
         self._warned_no_colour = False
@@ -258,7 +267,8 @@ class PointGroupNode(Node):
 
     # ------------------------------------------------------------------ worker thread
     def _on_cloud(self, msg: Any) -> None:
-        self._mailbox.put(msg)  # never blocks: the worker takes the newest frame
+        replaced = self._mailbox.put(msg)  # never blocks: the worker takes the newest frame
+        self._throughput.cloud_received(replaced)
 
     def _work(self, factory: PipelineFactory, cfg: Config) -> None:
         log = self.get_logger()
@@ -270,13 +280,15 @@ class PointGroupNode(Node):
             self.failure.set_result(self._state)
             return
         processor = FrameProcessor(pipeline, self._kit)
+        self._device = str(getattr(pipeline, "device", self._device))
+        self._throughput.restart()  # a silent input is counted from here; clouds dropped while loading say nothing
         self._state = "ready"
         gravity = self._settings.gravity_frame
         tracking = f"tracking in {self._settings.tracking_frame}" if self._settings.tracking else "tracking off"
         log.info(f"ready: config {self._config_source or '(from the weights)'}, device "
                  f"{getattr(pipeline, 'device', '?')}, {len(pipeline.class_names)} classes, gravity frame "
                  f"{gravity or '(the input frame)'}, {tracking}; waiting for clouds on "
-                 f"{self.resolve_topic_name('~/input/points')}")
+                 f"{self._input_topic}")
         while not self._mailbox.closed:
             msg = self._mailbox.take(timeout=0.5)
             if msg is not None:
@@ -286,8 +298,7 @@ class PointGroupNode(Node):
         log = self.get_logger()
         with self._settings_lock:  # one consistent snapshot per frame
             settings, epoch = self._settings, self._tracking_epoch
-        outputs = tuple(name for name in OUTPUTS if getattr(settings, f"publish_{name}")
-                        and self._pubs[name].get_subscription_count() > 0)
+        outputs = self._listened_outputs(settings)
         if not outputs:
             return  # nobody listens: save the GPU
         gravity: Gravity | None = None
@@ -336,6 +347,12 @@ class PointGroupNode(Node):
         if result.tracking is not None:
             self._after_tracking(result.tracking, settings.tracking_frame, msg)
         self._stats.record(result, self._age_ms(msg))
+        self._throughput.frame_published()
+
+    def _listened_outputs(self, settings: NodeSettings) -> tuple[str, ...]:
+        """The outputs that are enabled and have a subscriber: the ones worth building."""
+        return tuple(name for name in OUTPUTS if getattr(settings, f"publish_{name}")
+                     and self._pubs[name].get_subscription_count() > 0)
 
     def _gravity(self, settings: NodeSettings, msg: Any) -> Gravity | None:
         """(gravity frame, input -> gravity matrix) at the cloud's stamp; None (frame skipped, counted) when
@@ -422,15 +439,26 @@ class PointGroupNode(Node):
     def _publish_diagnostics(self) -> None:
         try:
             stats = self._stats
+            settings = self._settings
+            ready = self._state == "ready"
+            listened = self._listened_outputs(settings)
+            throughput = self._throughput.read()
+            # a silent input or dropped frames say something only once the model runs (loading is WARN anyway)
+            problems = (throughput_problems(throughput, self._input_topic, settings.diagnostics_stale_s,
+                                            bool(listened), self._mailbox.dropped) if ready else [])
             advice = "; ".join(a for a in (self._frame_advice, self._tracking_advice) if a)
-            level = OK if self._state == "ready" and stats.last_frame_ok and not advice else WARN
+            level = OK if ready and stats.last_frame_ok and not advice and not problems else WARN
             if self._state.startswith("model failed"):
                 level = ERROR
             message = self._state if stats.last_frame_ok else f"{self._state}; last frame: {stats.last_error}"
-            if advice:
-                message = f"{message}; {advice}"
+            message = "; ".join([message, *problems] + ([advice] if advice else []))
             values = stats.key_values(self._mailbox.dropped, self._mailbox.received)
-            settings = self._settings
+            values.append(("input topic", self._input_topic))
+            values += throughput.key_values()
+            # nobody listens: frames are not segmented, so the output rate is 0 and that is no problem
+            values.append(("outputs subscribed", ", ".join(listened) or "none (frames are not segmented)"))
+            values.append(("no-cloud warning after s", f"{settings.diagnostics_stale_s:g}"
+                           if settings.diagnostics_stale_s > 0 else "never (diagnostics_stale_s 0)"))
             values.append(("gravity frame", settings.gravity_frame or "(the input frame)"))
             values.append(("tracking", f"on, in {settings.tracking_frame}" if settings.tracking else "off"))
             if settings.tracking or self._tracker is not None:
@@ -439,8 +467,8 @@ class PointGroupNode(Node):
                 values += [("tracks confirmed", str(self._tracks_confirmed)),
                            ("frames skipped (no tracking transform)", str(skipped))]
             self._diag_pub.publish(build_diagnostics(
-                self._kit, self.get_clock().now().to_msg(), f"{self.get_name()}: instance segmentation",
-                self.get_fully_qualified_name(), level, message, values))
+                self._kit, self.get_clock().now().to_msg(), self.get_fully_qualified_name(), self._device, level,
+                message, values))
         except Exception as exc:  # diagnostics must never take the node down
             self.get_logger().error(f"diagnostics failed: {exc}", throttle_duration_sec=WARN_THROTTLE_S)
 

@@ -25,6 +25,7 @@ VOXEL_RANGE = (0.0, 1.0)  # metres (PreprocessConfig.validate's range)
 RANGE_LIMIT = (0.0, 1_000.0)  # metres, min_range / max_range
 TF_TIMEOUT_RANGE = (0.0, 10.0)  # seconds
 LIFETIME_RANGE = (0.0, 3_600.0)  # seconds
+STALE_RANGE = (0.0, 3_600.0)  # seconds, diagnostics_stale_s
 FRAMES_MAX = 10_000  # upper bound of the tracking frame-count parameters' ranges
 _TRACKING_DEFAULTS = TrackerConfig()
 # tracking_* parameter -> TrackerConfig key: the thresholds that are safe to change between frames (the others,
@@ -148,6 +149,9 @@ def param_specs(cfg: Config | None = None, class_names: tuple[str, ...] | None =
         ParamSpec("publish_detections", True, "Publish ~/detections (vision_msgs/Detection3DArray)"),
         ParamSpec("publish_markers", True, "Publish ~/markers (visualization_msgs/MarkerArray)"),
         ParamSpec("publish_instances", True, "Publish ~/instances (pointgroup_ros/InstanceArray)"),
+        ParamSpec("diagnostics_stale_s", 5.0, "Seconds without a cloud on ~/input/points after which /diagnostics "
+                  "shows WARN (counted from when the model is ready while none came, so a silent camera at "
+                  "start-up warns too); 0: never", float_range=STALE_RANGE),
         ParamSpec("input_reliability", "best_effort", "QoS reliability of the ~/input/points subscription",
                   read_only=True, choices=RELIABILITY),
         ParamSpec("input_depth", 1, "QoS history depth (keep last) of the input; 1 = newest frame only",
@@ -187,6 +191,7 @@ class NodeSettings:
     publish_detections: bool = True
     publish_markers: bool = True
     publish_instances: bool = True
+    diagnostics_stale_s: float = 5.0
 
     def values(self) -> dict[str, Any]:
         """Parameter name -> value."""
@@ -202,7 +207,8 @@ class NodeSettings:
                 "nms_iou_threshold": self.postprocess.nms_iou_threshold,
                 "min_instance_points": self.postprocess.min_instance_points,
                 "marker_lifetime": self.marker_lifetime,
-                **{k: getattr(self, k) for k in PUBLISH_FLAGS}}
+                **{k: getattr(self, k) for k in PUBLISH_FLAGS},
+                "diagnostics_stale_s": self.diagnostics_stale_s}
 
 
 PUBLISH_FLAGS = ("publish_labeled_points", "publish_detections", "publish_markers", "publish_instances")
@@ -213,7 +219,7 @@ _GROUPING_KEYS = {"cluster_radius": "radius", "cluster_radius_shifted": "shifted
 _POSTPROCESS_KEYS = {"score_threshold": "score_threshold", "nms_iou_threshold": "nms_iou_threshold",
                      "min_instance_points": "min_instance_points"}
 _PLAIN_KEYS = ("max_points", "gravity_frame", "tf_timeout", "tracking", "tracking_frame",
-               "marker_lifetime") + PUBLISH_FLAGS
+               "marker_lifetime") + PUBLISH_FLAGS + ("diagnostics_stale_s",)
 
 
 def settings_from_config(cfg: Config, max_points: int = 300_000) -> NodeSettings:

@@ -12,14 +12,17 @@ skips (no pose, bad pose) is published with no instance at all rather than with 
 why (FrameResult.tracking.skipped_reason). Callers that cannot look the pose up are expected to skip the frame
 before segmenting it, as for a missing gravity transform (the runner does).
 LatestMailbox: the node's one-slot hand-over from the subscription callback to the worker thread (a newer frame
-replaces an unprocessed one, which is counted as dropped). FrameStats: what /diagnostics says.
+replaces an unprocessed one, which is counted as dropped). FrameStats: what /diagnostics says. RateWindow and
+Throughput: the node's input and output rates and how long no cloud came, on a monotonic clock (injectable for
+tests), with the problems they show (throughput_problems).
 """
 from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Generic, Protocol, TypeVar
 
 import numpy as np
 
@@ -35,6 +38,9 @@ if TYPE_CHECKING:
     from ..tracking import Tracker, TrackingResult
 
 OUTPUTS = ("labeled_points", "detections", "markers", "instances")
+RATE_WINDOW_S = 10.0  # the sliding window of the input / output rates in /diagnostics
+MIN_INPUT_HZ = 1.0  # below this input rate, comparing the output rate with it says nothing
+MIN_OUTPUT_SHARE = 0.5  # WARN when fewer than this share of the input frames are published (and frames drop)
 
 
 class SegmentingPipeline(Protocol):
@@ -265,6 +271,136 @@ class FrameStats:
             if self.last_error:
                 values.append(("last error", self.last_error))
             return values
+
+
+@dataclass(frozen=True)
+class WindowReading:
+    """One RateWindow at one instant."""
+
+    count: int  # events in the window
+    rate_hz: float  # count / the window (or / the time since restart, while that is shorter)
+    since_last_s: float | None  # seconds since the last event, restarts included; None: none ever
+    silent_s: float  # seconds without an event, counted from the (re)start while none came since
+
+
+class RateWindow:
+    """Times of events (clock() seconds) over the last `window_s` seconds: their rate, and how long none came.
+
+    Thread-safe: the subscription callback, the worker and the diagnostics timer each use one. clock: a monotonic
+    clock (time.monotonic; tests pass a fake), never the ROS clock, which stops with a paused bag's /clock.
+    """
+
+    def __init__(self, window_s: float = RATE_WINDOW_S, clock: Callable[[], float] = time.monotonic) -> None:
+        if not window_s > 0:
+            raise ValueError(f"window_s must be > 0, got {window_s}")
+        self.window_s = window_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._times: deque[float] = deque()
+        self._start = clock()
+        self._last: float | None = None
+
+    def restart(self) -> None:
+        """Count from now (e.g. the model is ready): earlier events leave the rate; the last one's time is kept."""
+        with self._lock:
+            self._times.clear()
+            self._start = self._clock()
+
+    def tick(self) -> None:
+        """One event, now."""
+        with self._lock:
+            now = self._clock()
+            self._times.append(now)
+            self._last = now
+            self._trim(now)
+
+    def read(self) -> WindowReading:
+        with self._lock:
+            now = self._clock()
+            self._trim(now)
+            count = len(self._times)
+            # while the window is not yet full since the (re)start, the rate is over the time that passed
+            span = min(self.window_s, now - self._start)
+            last = self._last
+            silent_since = self._start if last is None else max(last, self._start)
+        return WindowReading(count=count, rate_hz=count / span if span > 0 else 0.0,
+                             since_last_s=None if last is None else now - last, silent_s=now - silent_since)
+
+    def _trim(self, now: float) -> None:
+        cutoff = now - self.window_s
+        while self._times and self._times[0] <= cutoff:
+            self._times.popleft()
+
+
+@dataclass(frozen=True)
+class ThroughputReading:
+    """Clouds received, frames published and frames dropped (replaced in the mailbox) over the window."""
+
+    window_s: float
+    clouds: WindowReading
+    published: WindowReading
+    dropped: WindowReading
+
+    def key_values(self) -> list[tuple[str, str]]:
+        """(key, value) strings for a diagnostic_msgs/DiagnosticStatus."""
+        window = f"last {self.window_s:g} s"
+        since = self.clouds.since_last_s
+        return [(f"input rate Hz ({window})", f"{self.clouds.rate_hz:.2f}"),
+                (f"output rate Hz ({window}, frames published)", f"{self.published.rate_hz:.2f}"),
+                (f"frames dropped ({window})", str(self.dropped.count)),
+                ("seconds since last cloud", "never" if since is None else f"{since:.1f}")]
+
+
+def throughput_problems(reading: ThroughputReading, topic: str, stale_s: float, listened: bool,
+                        dropped_total: int) -> list[str]:
+    """What is wrong with the node's input and output, in plain words (empty: nothing).
+
+    No cloud for stale_s seconds (0: never warned), counted from the (re)start while none came; and, while
+    someone listens, frames dropped because processing is slower than the input: fewer than MIN_OUTPUT_SHARE of
+    an input over MIN_INPUT_HZ published, with drops in the window (an output below the input without drops has
+    another cause: skipped or bad frames, which /diagnostics reports by themselves, or subscribers that just came).
+    """
+    problems = []
+    clouds, published = reading.clouds, reading.published
+    if stale_s > 0 and clouds.silent_s >= stale_s:
+        never = " (none yet)" if clouds.since_last_s is None else ""
+        problems.append(f"no cloud on {topic} for {clouds.silent_s:.1f} s{never}")
+    if (listened and clouds.rate_hz > MIN_INPUT_HZ and published.rate_hz < MIN_OUTPUT_SHARE * clouds.rate_hz
+            and reading.dropped.count > 0):
+        problems.append(f"frames are dropped: processing is slower than the input (output "
+                        f"{published.rate_hz:.1f} Hz, input {clouds.rate_hz:.1f} Hz; frames dropped (newer frame "
+                        f"arrived): {reading.dropped.count} in the last {reading.window_s:g} s, {dropped_total} "
+                        "in all)")
+    return problems
+
+
+class Throughput:
+    """The node's rate bookkeeping: clouds received (subscription callback), frames published (worker), frames
+    dropped (a newer cloud replaced one in the mailbox), each a RateWindow on the same clock."""
+
+    def __init__(self, window_s: float = RATE_WINDOW_S, clock: Callable[[], float] = time.monotonic) -> None:
+        self.window_s = window_s
+        self.clouds = RateWindow(window_s, clock)
+        self.published = RateWindow(window_s, clock)
+        self.dropped = RateWindow(window_s, clock)
+
+    def restart(self) -> None:
+        """Count from now: the node is ready (frames received or dropped while loading say nothing of its speed,
+        and a silent input is counted from here)."""
+        for window in (self.clouds, self.published, self.dropped):
+            window.restart()
+
+    def cloud_received(self, replaced: bool) -> None:
+        """A cloud arrived; replaced: it dropped an unprocessed one (LatestMailbox.put's answer)."""
+        self.clouds.tick()
+        if replaced:
+            self.dropped.tick()
+
+    def frame_published(self) -> None:
+        self.published.tick()
+
+    def read(self) -> ThroughputReading:
+        return ThroughputReading(self.window_s, self.clouds.read(), self.published.read(), self.dropped.read())
 
 
 def build_diagnostics(kit: MessageKit, stamp: Any, name: str, hardware_id: str, level: int, message: str,

@@ -18,8 +18,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="folder of prepared scenes (its val/ subfolder when present), or 'synthetic' (held-out rooms)")
     p.add_argument("--scenes", type=int, default=16, help="synthetic data: held-out rooms to evaluate")
     p.add_argument("--tuning-rooms", action="store_true",
-                   help="synthetic data: evaluate on the tuning rooms (seeds 2,000,000+) instead of the held-out "
-                        "ones; choose thresholds there, report on the held-out rooms")
+                   help="synthetic data: evaluate on the tuning rooms (seeds 2,000,000+; with --sequences the tuning "
+                        "sequences, seeds 100,000+) instead of the held-out ones; choose thresholds there, report "
+                        "on the held-out ones")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override a preprocess, grouping or postprocess key, e.g. --set grouping.shifted_radius=0.02 "
                         "or --set preprocess.voxel_size=0; with --track also tracking.KEY (TrackerConfig), e.g. "
@@ -70,6 +71,19 @@ def _tracker_config(items: list[str]):  # -> TrackerConfig
     return TrackerConfig().replace(**changes)
 
 
+def _sequence_seeds(args: argparse.Namespace) -> range:
+    """The held-out camera sequences 0..K-1, or with --tuning-rooms the tuning ones."""
+    from ..data.camera import TUNING_SEQUENCE_SEED
+
+    first = TUNING_SEQUENCE_SEED if args.tuning_rooms else 0
+    return range(first, first + args.sequences)
+
+
+def _sequence_label(args: argparse.Namespace) -> str:
+    which = "tuning" if args.tuning_rooms else "held-out"
+    return f"{which} camera sequences {args.sequences} x {args.frames} frames"
+
+
 def _run_tracking(args: argparse.Namespace, pipe, cfg, tracker_config) -> int:
     """`eval --sequences K --frames F --track`: identity metrics of the tracker over the camera sequences."""
     from tqdm import tqdm
@@ -84,13 +98,13 @@ def _run_tracking(args: argparse.Namespace, pipe, cfg, tracker_config) -> int:
         return 2
     with tqdm(total=2 * args.sequences * args.frames, desc="camera sequences (render + track)",
               unit="frame") as bar:
-        result = evaluate_tracking(pipe, range(args.sequences), args.frames, tracker_config,
+        result = evaluate_tracking(pipe, _sequence_seeds(args), args.frames, tracker_config,
                                    max_distance=1.0 - args.match_iou, grouping=cfg.grouping,
                                    postprocess=cfg.postprocess, preprocess=cfg.preprocess,
                                    on_frame=lambda _stage, _i: bar.update(1))
     print(format_tracking_table(result))
     result["weights"] = pipe.weights_description
-    result["view"] = f"camera sequences {args.sequences} x {args.frames} frames, tracked in odom"
+    result["view"] = f"{_sequence_label(args)}, tracked in odom"
     result["device"] = str(pipe.device)
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))
@@ -148,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
         from ..evaluation.sequences import sequence_frames
 
         with tqdm(total=args.sequences * args.frames, desc="rendering camera frames", unit="frame") as bar:
-            scenes: list = list(sequence_frames(range(args.sequences), args.frames, on_frame=lambda _: bar.update(1)))
+            scenes: list = list(sequence_frames(_sequence_seeds(args), args.frames, on_frame=lambda _: bar.update(1)))
     else:
         scenes = [dataset.load(i) for i in range(len(dataset))]
     if args.sets == "ablation":
@@ -167,7 +181,7 @@ def run(args: argparse.Namespace) -> int:
             print("S3DIS: " + "  ".join(f"{k} {_fmt(result['s3dis'][k])}" for k in ("mPrec50", "mRec50", "mCov",
                                                                                     "mWCov")))
     result["weights"] = pipe.weights_description
-    result["view"] = f"camera sequences {args.sequences} x {args.frames} frames" if args.sequences else args.view
+    result["view"] = _sequence_label(args) if args.sequences else args.view
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))
     return 0

@@ -5,7 +5,7 @@ points into 0.25 m grid cells (one instance per cell with enough points, class f
 honouring grouping.min_points and postprocess.min_instance_points / score_threshold like the real one, the
 preprocess ranges (min_range / max_range from the input frame's origin; voxel_size is recorded, not applied)
 and a gravity_transform (cells and boxes in the transformed frame, Segmentation.frame "gravity").
-Deterministic and vectorised.
+Deterministic and vectorised. FakeClock: a monotonic clock that a test moves by hand.
 """
 from __future__ import annotations
 
@@ -15,6 +15,19 @@ from pointgroup_ros.config import Config, GroupingConfig, PostprocessConfig, Pre
 from pointgroup_ros.pipeline import Segmentation
 
 CELL = 0.25  # metres
+
+
+class FakeClock:
+    """A monotonic clock (seconds) that moves only when told to: the node's rates and silence in tests."""
+
+    def __init__(self, start: float = 100.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
 
 
 class FakePipeline:

@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 import numpy as np
 import pytest
-from ros_testing_fakes import FakePipeline
+from ros_testing_fakes import FakeClock, FakePipeline
 
 from pointgroup_ros.config import SCANNET20_CLASSES, Config, load_config
 
@@ -182,8 +182,9 @@ class _Stamp:
 class _Node:
     """The slice of rclpy.node.Node that PointGroupNode uses."""
 
-    def __init__(self, name: str, parameter_overrides: dict[str, Any] | None = None) -> None:
+    def __init__(self, name: str, parameter_overrides: dict[str, Any] | None = None, namespace: str = "") -> None:
         self._name = name
+        self._namespace = "/" + namespace.strip("/") if namespace.strip("/") else ""
         self._overrides = parameter_overrides or {}
         self._params: dict[str, _Param] = {}
         self._callbacks: list[Callable[[list[_Param]], _Result]] = []
@@ -239,10 +240,10 @@ class _Node:
         return self._name
 
     def get_fully_qualified_name(self) -> str:
-        return "/" + self._name
+        return f"{self._namespace}/{self._name}"
 
     def resolve_topic_name(self, topic: str) -> str:
-        return topic.replace("~", "/" + self._name)
+        return topic.replace("~", self.get_fully_qualified_name())
 
     def destroy_node(self) -> None:
         pass
@@ -418,6 +419,7 @@ def test_fake_rclpy_node_flow(node_module: Any) -> None:
         assert values["frames processed"] == "4" and values["frames rejected (bad input)"] == "1"
         assert "time ms: decode" in values and float(values["input age ms (last frame, at publish)"]) > 0
         assert status.level == b"\x00" and status.message == "ready"
+        assert status.name == "/pointgroup" and status.hardware_id == "cpu"  # the pipeline's device
     finally:
         node.destroy_node()
     assert not node._worker.is_alive()
@@ -901,4 +903,137 @@ def test_fake_rclpy_tracking_off_publishes_ranks(node_module: Any) -> None:
         assert values["tracking"] == "off" and "tracks confirmed" not in values
         assert "time ms: tracking" not in values
     finally:
+        node.destroy_node()
+
+
+# ---------------------------------------------------------------------------------------------- diagnostics
+
+def test_fake_rclpy_diagnostics_name_and_silent_input(node_module: Any) -> None:
+    """The status is named after the node's fully qualified name; no cloud for diagnostics_stale_s (on the
+    node's monotonic clock) is WARN with the resolved topic, from start-up on, and clears when a cloud comes."""
+    clock = FakeClock()
+    node = _make_node(node_module, monotonic=clock, namespace="/robot/front")
+    try:
+        status, values = _diagnostics(node)
+        assert status.name == "/robot/front/pointgroup" and status.hardware_id == "cpu"
+        assert status.level == b"\x00" and status.message == "ready"
+        assert values["input topic"] == "/robot/front/pointgroup/input/points"
+        assert values["seconds since last cloud"] == "never" and values["no-cloud warning after s"] == "5"
+        clock.advance(6.0)  # a camera silent from the start
+        status, values = _diagnostics(node)
+        assert status.level == b"\x01"
+        assert status.message == "ready; no cloud on /robot/front/pointgroup/input/points for 6.0 s (none yet)"
+        _send(node, _rclpy_cloud())  # the camera comes: OK again
+        status, values = _diagnostics(node)
+        assert status.level == b"\x00" and status.message == "ready"
+        assert values["seconds since last cloud"] == "0.0"
+        assert values["input rate Hz (last 10 s)"] == "0.17"  # one cloud in the 6 s since the model was ready
+        assert values["output rate Hz (last 10 s, frames published)"] == "0.17"
+        assert values["outputs subscribed"] == "labeled_points, detections, markers, instances"
+        clock.advance(12.0)  # and goes silent
+        status, values = _diagnostics(node)
+        assert status.level == b"\x01"
+        assert status.message == "ready; no cloud on /robot/front/pointgroup/input/points for 12.0 s"
+        assert values["seconds since last cloud"] == "12.0" and values["input rate Hz (last 10 s)"] == "0.00"
+
+        # diagnostics_stale_s is tunable: a longer time clears the WARN, 0 never warns, a negative one is refused
+        assert node.set_parameters_atomically({"diagnostics_stale_s": 20.0}).successful
+        status, values = _diagnostics(node)
+        assert status.level == b"\x00" and values["no-cloud warning after s"] == "20"
+        assert node.set_parameters_atomically({"diagnostics_stale_s": 0.0}).successful
+        clock.advance(3600.0)
+        status, values = _diagnostics(node)
+        assert status.level == b"\x00" and values["no-cloud warning after s"] == "never (diagnostics_stale_s 0)"
+        bad = node.set_parameters_atomically({"diagnostics_stale_s": -1.0})
+        assert not bad.successful and "diagnostics_stale_s: must be in [0.0, 3600.0]" in bad.reason
+        assert node.get_parameter("diagnostics_stale_s").value == 0.0 and node._settings.diagnostics_stale_s == 0.0
+    finally:
+        node.destroy_node()
+
+
+def test_fake_rclpy_diagnostics_silent_while_loading_counts_from_ready(node_module: Any) -> None:
+    """The silence is counted from when the model is ready: a slow load is not a silent camera."""
+    clock = FakeClock()
+    gate = threading.Event()
+
+    def slow_factory(cfg: Config, weights: str, device: str, max_points: int) -> FakePipeline:
+        gate.wait(10.0)
+        return FakePipeline(cfg)
+
+    node = node_module.PointGroupNode(pipeline_factory=slow_factory, model_resolver=_synthetic, monotonic=clock)
+    try:
+        clock.advance(30.0)
+        status, _ = _diagnostics(node)
+        assert status.level == b"\x01" and status.message == "loading model"  # no silence warning while loading
+        gate.set()
+        _wait(lambda: node._state == "ready")
+        clock.advance(4.0)
+        status, values = _diagnostics(node)
+        assert status.level == b"\x00" and values["seconds since last cloud"] == "never"
+        clock.advance(1.5)
+        status, _ = _diagnostics(node)
+        assert status.level == b"\x01" and status.message.endswith("input/points for 5.5 s (none yet)")
+    finally:
+        gate.set()
+        node.destroy_node()
+
+
+class _GatedPipeline(FakePipeline):
+    """segment() waits for `gate`: a pipeline slower than the input."""
+
+    def __init__(self, cfg: Config) -> None:
+        super().__init__(cfg)
+        self.gate = threading.Event()
+        self.entered = threading.Event()
+
+    def segment(self, *args: Any, **kwargs: Any) -> Any:
+        self.entered.set()
+        self.gate.wait(10.0)
+        return super().segment(*args, **kwargs)
+
+
+def test_fake_rclpy_diagnostics_dropped_frames_and_no_listeners(node_module: Any) -> None:
+    """Clouds at 10 Hz while one frame is being segmented: frames are dropped, WARN says so with the counter; with
+    nobody subscribed to an output the same rates are no problem, and the values say there are no subscribers."""
+    clock = FakeClock()
+    made: list[_GatedPipeline] = []
+
+    def factory(cfg: Config, weights: str, device: str, max_points: int) -> _GatedPipeline:
+        made.append(_GatedPipeline(cfg))
+        return made[-1]
+
+    node = _make_node(node_module, pipeline_factory=factory, monotonic=clock)
+    (pipeline,) = made
+    try:
+        callback = node.subs["~/input/points"]
+        msg = _rclpy_cloud()
+        clock.advance(0.1)
+        callback(msg)
+        assert pipeline.entered.wait(10.0)  # the worker is busy with the first cloud
+        for _ in range(19):  # 2 s at 10 Hz: the second waits in the mailbox, the 18 after it replace it
+            clock.advance(0.1)
+            callback(msg)
+        for pub in node.pubs.values():
+            pub.subscribers = 0
+        status, values = _diagnostics(node)
+        assert status.level == b"\x00" and status.message == "ready"
+        assert values["outputs subscribed"] == "none (frames are not segmented)"
+        assert values["input rate Hz (last 10 s)"] == "10.00"
+        assert values["output rate Hz (last 10 s, frames published)"] == "0.00"
+        for pub in node.pubs.values():
+            pub.subscribers = 1
+        status, values = _diagnostics(node)
+        assert status.level == b"\x01"
+        assert status.message == ("ready; frames are dropped: processing is slower than the input (output 0.0 Hz, "
+                                  "input 10.0 Hz; frames dropped (newer frame arrived): 18 in the last 10 s, 18 in "
+                                  "all)")
+        assert values["frames dropped (last 10 s)"] == "18" and values["frames dropped (newer frame arrived)"] == "18"
+        pipeline.gate.set()
+        _wait(lambda: node._stats.frames_processed == 2)  # the first cloud and the newest one
+        clock.advance(10.0)  # the drops leave the window; the input has been silent for 10 s
+        status, values = _diagnostics(node)
+        assert "frames are dropped" not in status.message and "no cloud on /pointgroup/input/points" in status.message
+        assert values["frames dropped (last 10 s)"] == "0"
+    finally:
+        pipeline.gate.set()
         node.destroy_node()

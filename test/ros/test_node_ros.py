@@ -6,8 +6,10 @@ parameters through the SetParameters service and sees them applied from the next
 rejected with a reason, and checks that a malformed cloud neither kills the node nor publishes anything. With a
 static transform from a tf2_ros StaticTransformBroadcaster, gravity_frame puts detections, markers and instances
 in that frame; a gravity frame without a transform skips frames (counted in /diagnostics, WARN); an empty cloud
-clears the markers (a DELETEALL alone); with tracking on (odom <- camera from a static transform) the same cloud
-published again and again is published under the same track ids frame after frame.
+clears the markers (a DELETEALL alone); /diagnostics has one status named after the node (/pointgroup) with the
+input and output rates, and WARNs when no cloud came for diagnostics_stale_s; with tracking on (odom <- camera
+from a static transform) the same cloud published again and again is published under the same track ids frame
+after frame.
 """
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ if TYPE_CHECKING:  # annotations only: rclpy exists only on a ROS 2 machine
 pytestmark = pytest.mark.ros
 
 TIMEOUT_S = 30.0
+NODE_NAME = "/pointgroup"  # the node's fully qualified name: its diagnostic status's name
 
 
 def _blobs(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -163,7 +166,8 @@ def test_node_end_to_end(ros_graph: tuple[PointGroupNode, Node]) -> None:
     assert len(outputs.latest["detections"].detections) == expected
     markers = outputs.latest["markers"].markers
     assert markers[0].action == 3 and len(markers) == 1 + 2 * expected
-    _wait(lambda: any("pointgroup" in s.name for d in outputs.diagnostics for s in d.status), "diagnostics")
+    _wait(lambda: any(s.name == NODE_NAME for d in outputs.diagnostics for s in d.status), "diagnostics")
+    assert node.get_fully_qualified_name() == NODE_NAME
 
     # a tunable parameter applies from the next frame
     (result,) = _set(tester, cluster_min_points=1_000_000)
@@ -191,6 +195,35 @@ def test_node_end_to_end(ros_graph: tuple[PointGroupNode, Node]) -> None:
     _publish_until(pub, cloud, outputs, ("instances",))
     assert outputs.snapshot()["markers"] == markers_before
     assert len(outputs.latest["instances"].instances) == expected
+
+    # diagnostics: the rates; a silent input is WARN naming the topic, and a cloud clears it
+    def rates() -> bool:
+        values = _diagnostic_values(outputs)[2]
+        return (float(values.get("input rate Hz (last 10 s)", "0")) > 0
+                and float(values.get("output rate Hz (last 10 s, frames published)", "0")) > 0)
+
+    _wait(rates, "input and output rates in /diagnostics")
+    assert _diagnostic_values(outputs)[2]["input topic"] == "/pointgroup/input/points"
+    (negative,) = _set(tester, diagnostics_stale_s=-1.0)
+    assert not negative.successful and "diagnostics_stale_s" in negative.reason
+    (stale,) = _set(tester, diagnostics_stale_s=1.0)
+    assert stale.successful, stale.reason
+
+    def silent() -> bool:
+        level, message, _ = _diagnostic_values(outputs)
+        return level == 1 and "no cloud on /pointgroup/input/points for" in message
+
+    _wait(silent, "the no-cloud WARN in /diagnostics")
+
+    def cleared() -> bool:
+        pub.publish(cloud)  # clouds keep coming (every 0.2 s, well within diagnostics_stale_s)
+        time.sleep(0.2)
+        level, message, _ = _diagnostic_values(outputs)
+        return level == 0 and "no cloud" not in message
+
+    _wait(cleared, "the no-cloud WARN to clear")
+    (result,) = _set(tester, diagnostics_stale_s=5.0)
+    assert result.successful, result.reason
 
 
 def test_bad_input_is_survived(ros_graph: tuple[PointGroupNode, Node]) -> None:
@@ -224,7 +257,7 @@ def _diagnostic_values(outputs: _Outputs) -> tuple[int, str, dict[str, str]]:
     """Level, message and values of the node's latest diagnostic status (level -1 when none yet)."""
     for array in reversed(list(outputs.diagnostics)):
         for status in array.status:
-            if "pointgroup" in status.name:
+            if status.name == NODE_NAME:
                 level = status.level[0] if isinstance(status.level, bytes) else int(status.level)
                 return level, status.message, {kv.key: kv.value for kv in status.values}
     return -1, "", {}

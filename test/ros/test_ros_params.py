@@ -100,6 +100,8 @@ def test_read_only_and_ranges():
     ({"tf_timeout": 11.0}, "tf_timeout: must be in"),
     ({"tf_timeout": -0.1}, "tf_timeout: must be in"),
     ({"marker_lifetime": -1.0}, "marker_lifetime: must be in"),
+    ({"diagnostics_stale_s": -1.0}, r"diagnostics_stale_s: must be in \[0.0, 3600.0\], got -1.0"),
+    ({"diagnostics_stale_s": "5"}, "diagnostics_stale_s: expected float"),
     ({"gravity_frame": 3}, "gravity_frame: expected str"),
     ({"gravity_frame": "base link"}, "gravity_frame: a TF frame name has no white space"),
     ({"tracking": 1}, "tracking: expected bool"),
@@ -143,6 +145,10 @@ def test_sensor_and_frame_parameters_apply():
     assert (s.gravity_frame, s.tf_timeout, s.marker_lifetime) == ("base_link", 0.5, 1.0)  # normalised frame
     assert apply_changes(s, {"max_range": 0.0}).preprocess.max_range == 0.0  # 0 = off, whatever min_range is
     assert apply_changes(s, {"gravity_frame": ""}).gravity_frame == ""
+    assert NodeSettings().diagnostics_stale_s == SPECS_BY_NAME["diagnostics_stale_s"].default == 5.0
+    stale = apply_changes(s, {"diagnostics_stale_s": 2})  # an int is taken as a float; 0 = never warn
+    assert stale.diagnostics_stale_s == 2.0 and isinstance(stale.diagnostics_stale_s, float)
+    assert apply_changes(stale, {"diagnostics_stale_s": 0.0}).diagnostics_stale_s == 0.0
     # the preprocess values reach the pipeline's own validation unchanged
     apply_changes(s, {}).preprocess.validate()
 
