@@ -109,3 +109,17 @@ def test_rviz_launch_follows_namespace_and_gravity_frame(launch_file: Any) -> No
             **shipped["Visualization Manager"]["Global Options"], "Fixed Frame": "map"}}}, sort_keys=False)
     assert module.fixed_frame_for("odom", "base_link") == "odom"  # an explicit fixed_frame wins
     assert module.fixed_frame_for("", "") == "camera_depth_optical_frame"
+
+
+def test_package_xml_declares_every_package_the_launch_files_start() -> None:
+    """rosdep installs what package.xml names: a launch file that starts rviz2 or rqt_reconfigure needs them as
+    exec_depend, or `ros2 launch` fails on a robot installed with rosdep."""
+    import re
+    import xml.etree.ElementTree as ET
+
+    root = ET.parse(REPO / "package.xml").getroot()
+    declared = {e.text for tag in ("exec_depend", "depend") for e in root.iter(tag)}
+    started = {m for path in (REPO / "launch").glob("*.launch.py")
+               for m in re.findall(r'package="([A-Za-z0-9_]+)"', path.read_text())}
+    assert {"rviz2", "rqt_reconfigure"} <= started
+    assert started - {"pointgroup_ros"} <= declared, sorted(started - declared - {"pointgroup_ros"})
