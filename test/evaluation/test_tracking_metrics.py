@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from pointgroup_ros.evaluation.tracking import (accumulate, format_tracking_table, frame_distances,
-                                                hypothesis_ids, identity_metrics, track_sequence)
+                                                hypothesis_ids, identity_metrics, ignore_small_objects,
+                                                track_sequence)
 from pointgroup_ros.pipeline import Segmentation
 
 PTS = 10  # points per object in the synthetic frames
@@ -165,3 +166,26 @@ def test_track_sequence_with_ground_truth_instances() -> None:
                  pipeline_ms={"mean": 2.0, "median": 2.0, "max": 2.0})
     table = format_tracking_table(result)
     assert seq.name in table and "overall" in table and "IDF1" in table
+
+
+def test_small_objects_are_ignored_not_missed_and_hypotheses_on_them_not_false() -> None:
+    """Object 1 has 120 points, object 2 only 30 (at the image border). With min_points 100, object 2 is gone
+    from the frame; hypothesis 8 (16 of object 2's points and 14 background points: IoU 16 / 44 with object 2, no
+    match, but mostly on it) goes with it; hypothesis 7 (object 1 plus 10 of object 2's points) stays."""
+    gt = np.concatenate([np.full(120, 1), np.full(30, 2), np.full(20, -100)])
+    hyp = np.full(gt.size, -1)
+    hyp[:120] = 7
+    hyp[120:130] = 7
+    hyp[130:146] = 8
+    hyp[150:164] = 8
+    kept_gt, kept_hyp = ignore_small_objects(gt, hyp, 100)
+    assert set(np.unique(kept_gt)) == {-100, -1, 1}
+    assert np.array_equal(kept_gt[:120], gt[:120]) and np.all(kept_gt[120:150] == -1)
+    assert set(np.unique(kept_hyp)) == {-1, 7} and np.count_nonzero(kept_hyp == 7) == 130
+    # counted as a miss and a false positive without the rule; ignored with it
+    without = _metrics([(gt, hyp)])
+    with_rule = _metrics([ignore_small_objects(gt, hyp, 100)])
+    assert (without["num_misses"], without["num_false_positives"]) == (1, 1)
+    assert (with_rule["num_misses"], with_rule["num_false_positives"], with_rule["num_matches"]) == (0, 0, 1)
+    # 0 or 1: the frame as it is
+    assert all(np.array_equal(a, b) for a, b in zip(ignore_small_objects(gt, hyp, 0), (gt, hyp)))
