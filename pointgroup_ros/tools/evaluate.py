@@ -42,6 +42,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="with --sequences: track the instances over each sequence (pointgroup_ros.tracking, in the "
                         "odom frame) and report identity metrics (IDF1, IDP, IDR, MOTA, identity switches, per-frame "
                         "tracking cost) instead of per-frame AP")
+    p.add_argument("--min-gt-points", type=int, default=0, metavar="N",
+                   help="with --track: an object with fewer than N points in a frame is ignored there (not a miss "
+                        "when unseen, not a false positive when tracked), as the ScanNet benchmark ignores ground "
+                        "truth under 100 points; default 0: every visible object counts")
     p.add_argument("--match-iou", type=float, default=0.5,
                    help="with --track: IoU a published track needs with a ground-truth instance to match it")
     p.add_argument("--authors-protocol", action="store_true",
@@ -109,7 +113,7 @@ def _run_tracking(args: argparse.Namespace, pipe, cfg, tracker_config) -> int:
         result = evaluate_tracking(pipe, _sequence_seeds(args), args.frames, tracker_config,
                                    max_distance=1.0 - args.match_iou, grouping=cfg.grouping,
                                    postprocess=cfg.postprocess, preprocess=cfg.preprocess,
-                                   on_frame=lambda _stage, _i: bar.update(1))
+                                   on_frame=lambda _stage, _i: bar.update(1), min_gt_points=args.min_gt_points)
     print(format_tracking_table(result))
     result["weights"] = pipe.weights_description
     result["view"] = f"{_sequence_label(args)}, tracked in odom"
@@ -140,6 +144,8 @@ def run(args: argparse.Namespace) -> int:
         if args.authors_protocol and (args.sequences or args.view != "room"):
             raise ConfigError("--authors-protocol: the authors' test transform applies to whole scenes as stored: "
                               "no --sequences, no --view")
+        if args.min_gt_points < 0 or (args.min_gt_points and not args.track):
+            raise ConfigError(f"--min-gt-points {args.min_gt_points}: a point count >= 0, with --track")
         if not 0.0 < args.match_iou <= 1.0:
             raise ConfigError(f"--match-iou must be in (0, 1], got {args.match_iou}")
         tracking_sets = [item for item in args.set if item.partition(".")[0].strip() == "tracking"]

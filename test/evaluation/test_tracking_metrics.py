@@ -189,3 +189,10 @@ def test_small_objects_are_ignored_not_missed_and_hypotheses_on_them_not_false()
     assert (with_rule["num_misses"], with_rule["num_false_positives"], with_rule["num_matches"]) == (0, 0, 1)
     # 0 or 1: the frame as it is
     assert all(np.array_equal(a, b) for a, b in zip(ignore_small_objects(gt, hyp, 0), (gt, hyp)))
+
+
+def test_eval_refuses_a_bad_min_gt_points() -> None:
+    from pointgroup_ros.cli import main
+
+    assert main(["eval", "--sequences", "1", "--frames", "2", "--track", "--min-gt-points", "-1"]) == 2
+    assert main(["eval", "--sequences", "1", "--frames", "2", "--min-gt-points", "100"]) == 2  # needs --track
