@@ -30,7 +30,11 @@ def _ros_reason() -> str | None:
     try:
         import rclpy  # noqa: F401
     except ImportError:
-        return "needs ROS 2 (rclpy is not importable; source a ROS 2 setup and run under colcon test)"
+        unavailable = REPO_ROOT / ".venv" / "ros" / "UNAVAILABLE"  # why test/ros/pypi_ros.py could not set up
+        lines = unavailable.read_text().splitlines() if unavailable.is_file() else []
+        why = f" ({lines[0]})" if lines else ""
+        return ("needs ROS 2 (rclpy is not importable): `make test` runs these in .venv/ros, ROS 2 Jazzy from "
+                f"PyPI{why}; or source a ROS 2 setup and run under colcon test")
     return None
 
 
