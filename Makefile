@@ -41,9 +41,9 @@ bench: $(STAMP)
 # Long runs (not part of `make test`); BENCHMARKS.md records what they gave and on which machine.
 # train-demo: stage 1 trains on whole generated rooms (runs/demo, ~2 h on the 2-core CI box); stage 2 fine-tunes
 # that model on the same rooms plus 4 camera views of each, as a robot's depth camera sees them (runs/demo_camera,
-# ~1.5 h); the result ships, and is evaluated on held-out rooms and held-out camera sequences.
+# ~1.2 h); the result ships, and is evaluated on held-out rooms and held-out camera sequences.
 DEMO_NOTE := synthetic-data demo model: trained on generated rooms and camera views of them (pointgroup_ros.data.synthetic, pointgroup_ros.data.camera); classes floor, wall, chair, table, cabinet, sofa, bin
-CAMERA_TUNING := --epochs 20 --set train.camera_views=4 --set train.prepare_epochs=0 --set 'train.lr_steps=[14]'
+CAMERA_TUNING := --epochs 16 --set train.camera_views=4 --set train.prepare_epochs=0 --set 'train.lr_steps=[12]'
 train-demo: $(STAMP)
 	OMP_NUM_THREADS=1 $(VENV)/bin/pointgroup-ros train --config synthetic --data synthetic --scenes 96 --out runs/demo --threads 1
 	OMP_NUM_THREADS=1 $(VENV)/bin/pointgroup-ros train --config synthetic --data synthetic --scenes 96 --out runs/demo_camera --threads 1 --init runs/demo/final.pth $(CAMERA_TUNING)

@@ -12,13 +12,16 @@ qualified name (two namespaced nodes stay apart), with input / output rates and 
 monotonic clock (processing.Throughput). Parameters: params.py (validated in an on-set callback,
 applied from the next frame; turning tracking off, or changing tracking_frame, forgets the tracks). The core's
 Python logging ("pointgroup_ros") is forwarded to the node's logger. A model that cannot be loaded ends the
-process with exit code 1 (main). Needs ROS 2.
+process with exit code 1 (main). Ctrl-C at any moment (loading, mid-frame, idle) ends it with code 0 within ~3 s:
+the worker (a daemon thread) neither publishes nor logs once shutdown began, and is waited for at most
+WORKER_JOIN_S. Needs ROS 2.
 """
 from __future__ import annotations
 
 import importlib
 import logging
 import math
+import signal
 import sys
 import threading
 import time
@@ -59,6 +62,9 @@ DIAGNOSTICS_PERIOD_S = 1.0
 OK, WARN, ERROR = 0, 1, 2
 CORE_LOGGER = "pointgroup_ros"  # the Python logger of the ROS-free core (pipeline, model, ...)
 OPTICAL_SUFFIX = "_optical_frame"
+# destroy_node waits this long for the worker (a frame in progress finishes; a model still loading does not):
+# Ctrl-C ends the process within ~3 s whatever the worker is doing (it is a daemon thread)
+WORKER_JOIN_S = 1.0
 
 
 def default_resolver(config: str, weights: str) -> Config:
@@ -92,21 +98,26 @@ class RosLogHandler(logging.Handler):
 
     Severity is kept (DEBUG, INFO, WARNING, ERROR, CRITICAL -> debug, info, warning, error, fatal). Records from
     one call site are throttled to one per `throttle_s` seconds, so a warning the core gives for every frame
-    (e.g. a cloud over max_points) does not flood the console.
+    (e.g. a cloud over max_points) does not flood the console. Records are dropped while `enabled()` is False
+    (the node is shutting down: its logger's /rosout publisher may already be on a dead context).
     """
 
     _METHODS = ((logging.CRITICAL, "fatal"), (logging.ERROR, "error"), (logging.WARNING, "warning"),
                 (logging.INFO, "info"))
 
-    def __init__(self, ros_logger: Any, throttle_s: float = WARN_THROTTLE_S) -> None:
+    def __init__(self, ros_logger: Any, throttle_s: float = WARN_THROTTLE_S,
+                 enabled: Callable[[], bool] = lambda: True) -> None:
         super().__init__()
         self._ros = ros_logger
+        self._enabled = enabled  # False once shutdown began: rclpy's logger would publish on a dead context
         self._throttle_s = throttle_s
         self._last: dict[tuple[str, int], float] = {}
         self.setFormatter(logging.Formatter("%(message)s"))
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
+            if not self._enabled():
+                return
             now = time.monotonic()
             site = (record.pathname, record.lineno)
             last = self._last.get(site)
@@ -131,6 +142,10 @@ class PointGroupNode(Node):
                  model_resolver: ModelResolver = default_resolver, monotonic: Callable[[], float] = time.monotonic,
                  **node_kwargs: Any) -> None:
         super().__init__("pointgroup", **node_kwargs)
+        # set when shutdown begins (destroy_node); with the context's ok() it keeps the worker from publishing or
+        # logging through rclpy afterwards (_publish_lock: destroy_node never tears publishers down mid-publish)
+        self._closing = threading.Event()
+        self._publish_lock = threading.Lock()
         self._kit = RclpyKit()
         self._log_handler = self._install_log_handler()
         try:
@@ -204,7 +219,7 @@ class PointGroupNode(Node):
     # ------------------------------------------------------------------ logging of the core
     def _install_log_handler(self) -> RosLogHandler:
         """Route the core's Python logging to this node's logger (removed again in destroy_node)."""
-        handler = RosLogHandler(self.get_logger())
+        handler = RosLogHandler(self.get_logger(), enabled=self._alive)
         core = logging.getLogger(CORE_LOGGER)
         self._core_log_state = (core.level, core.propagate)
         try:
@@ -270,31 +285,57 @@ class PointGroupNode(Node):
         replaced = self._mailbox.put(msg)  # never blocks: the worker takes the newest frame
         self._throughput.cloud_received(replaced)
 
+    def _alive(self) -> bool:
+        """False once shutdown began: destroy_node was called, or the context was shut down (Ctrl-C: rclpy's
+        signal handler shuts it down at once, from its own thread). From then on nothing may be published or
+        logged through rclpy (the publishers, /rosout's among them, are on a dead context)."""
+        if self._closing.is_set():
+            return False
+        try:
+            return bool(self.context.ok())
+        except Exception:  # pragma: no cover - a context torn down under us
+            return False
+
     def _work(self, factory: PipelineFactory, cfg: Config) -> None:
-        log = self.get_logger()
+        try:
+            self._run_worker(factory, cfg)
+        except Exception:
+            if self._alive():
+                raise
+            # the node went away under the worker (Ctrl-C while a frame or the model load was in progress): the
+            # error says only that; it must not end the process with a traceback
+
+    def _run_worker(self, factory: PipelineFactory, cfg: Config) -> None:
         try:
             pipeline = factory(cfg, self._str("weights"), self._str("device"), self._settings.max_points)
         except Exception as exc:  # reported on /diagnostics, and main() ends the process with code 1
             self._state = f"model failed to load: {exc}"
-            log.error(self._state)
-            self.failure.set_result(self._state)
+            if self._alive():  # (after Ctrl-C, main waits no more, and /rosout is on a dead context)
+                self.get_logger().error(self._state)
+                self.failure.set_result(self._state)
             return
+        if not self._alive():
+            return  # loaded after Ctrl-C (a daemon thread the process did not wait for): nothing more to do
         processor = FrameProcessor(pipeline, self._kit)
         self._device = str(getattr(pipeline, "device", self._device))
         self._throughput.restart()  # a silent input is counted from here; clouds dropped while loading say nothing
         self._state = "ready"
         gravity = self._settings.gravity_frame
         tracking = f"tracking in {self._settings.tracking_frame}" if self._settings.tracking else "tracking off"
-        log.info(f"ready: config {self._config_source or '(from the weights)'}, device "
-                 f"{getattr(pipeline, 'device', '?')}, {len(pipeline.class_names)} classes, gravity frame "
-                 f"{gravity or '(the input frame)'}, {tracking}; waiting for clouds on "
-                 f"{self._input_topic}")
+        self.get_logger().info(f"ready: config {self._config_source or '(from the weights)'}, device "
+                               f"{getattr(pipeline, 'device', '?')}, {len(pipeline.class_names)} classes, gravity "
+                               f"frame {gravity or '(the input frame)'}, {tracking}; waiting for clouds on "
+                               f"{self._input_topic}")
         while not self._mailbox.closed:
             msg = self._mailbox.take(timeout=0.5)
             if msg is not None:
                 self._process(processor, pipeline, msg)
 
     def _process(self, processor: FrameProcessor, pipeline: SegmentingPipeline, msg: Any) -> None:
+        """One frame. Nothing is published or logged through rclpy once shutdown began (_alive): checked before
+        each, so that a frame Ctrl-C overtakes ends without a word."""
+        if not self._alive():
+            return
         log = self.get_logger()
         with self._settings_lock:  # one consistent snapshot per frame
             settings, epoch = self._settings, self._tracking_epoch
@@ -325,29 +366,44 @@ class PointGroupNode(Node):
                                        gravity, tracking)
         except CloudFormatError as exc:
             self._stats.record_error(True, str(exc))
-            log.warning(f"ignoring bad input cloud: {exc}", throttle_duration_sec=WARN_THROTTLE_S)
+            if self._alive():
+                log.warning(f"ignoring bad input cloud: {exc}", throttle_duration_sec=WARN_THROTTLE_S)
             return
         except Exception as exc:  # never let one frame kill the worker
             self._stats.record_error(False, f"{type(exc).__name__}: {exc}")
-            log.error(f"frame failed: {type(exc).__name__}: {exc}", throttle_duration_sec=WARN_THROTTLE_S)
+            if self._alive():
+                log.error(f"frame failed: {type(exc).__name__}: {exc}", throttle_duration_sec=WARN_THROTTLE_S)
             return
+        if not self._alive():
+            return  # Ctrl-C while this frame was being segmented: it is neither published nor logged about
         if result.cloud.rgb is None and not self._warned_no_colour:
             self._warned_no_colour = True
             log.warning(f"input cloud has no colour (rgb, rgba or r/g/b fields): the model gets a neutral grey "
                         f"({result.layout.describe()})")
-        try:
-            for name, message in result.messages.items():
-                self._pubs[name].publish(message)
-        except Exception as exc:
-            if not self.context.ok():
-                return  # shutting down (Ctrl-C) while this frame was being segmented: nothing to report
-            self._stats.record_error(False, f"publishing failed: {type(exc).__name__}: {exc}")
-            log.error(f"publishing failed: {type(exc).__name__}: {exc}", throttle_duration_sec=WARN_THROTTLE_S)
+        failed = self._publish_all(result.messages)
+        if not self._alive():
+            return  # Ctrl-C while this frame was being published (a failure then says only that)
+        if failed is not None:
+            self._stats.record_error(False, f"publishing failed: {failed}")
+            log.error(f"publishing failed: {failed}", throttle_duration_sec=WARN_THROTTLE_S)
             return
         if result.tracking is not None:
             self._after_tracking(result.tracking, settings.tracking_frame, msg)
         self._stats.record(result, self._age_ms(msg))
         self._throughput.frame_published()
+
+    def _publish_all(self, messages: dict[str, Any]) -> str | None:
+        """Publish a frame's messages unless shutdown began (checked under the lock destroy_node takes before
+        the publishers go); the error ("Type: message") when a publish failed, else None."""
+        with self._publish_lock:
+            if not self._alive():
+                return None
+            try:
+                for name, message in messages.items():
+                    self._pubs[name].publish(message)
+            except Exception as exc:  # the context may also be shut down by Ctrl-C right now
+                return f"{type(exc).__name__}: {exc}"
+        return None
 
     def _listened_outputs(self, settings: NodeSettings) -> tuple[str, ...]:
         """The outputs that are enabled and have a subscriber: the ones worth building."""
@@ -391,7 +447,8 @@ class PointGroupNode(Node):
             self._tracking_advice = (f"tracking skipped the frame at stamp {int(stamp.sec)}."
                                      f"{int(stamp.nanosec):09d} (pose in {frame}: {tracked.skipped_reason}); "
                                      "it was published without instances")
-            self.get_logger().warning(self._tracking_advice, throttle_duration_sec=WARN_THROTTLE_S)
+            if self._alive():
+                self.get_logger().warning(self._tracking_advice, throttle_duration_sec=WARN_THROTTLE_S)
             return
         self._tracking_advice = ""
         self._tracks_confirmed = len(tracked.tracks)
@@ -415,7 +472,8 @@ class PointGroupNode(Node):
             reason = (f"no {kind}transform {target} <- {source or '(empty frame_id)'} at stamp "
                       f"{int(stamp.sec)}.{int(stamp.nanosec):09d}: {exc}")
             self._stats.record_skip(reason)
-            self.get_logger().warning(f"skipping frame: {reason}", throttle_duration_sec=WARN_THROTTLE_S)
+            if self._alive():
+                self.get_logger().warning(f"skipping frame: {reason}", throttle_duration_sec=WARN_THROTTLE_S)
             return None
 
     def _check_input_frame(self, frame: str) -> None:
@@ -427,7 +485,8 @@ class PointGroupNode(Node):
                               "gravity_frame (e.g. base_link) so the model sees z up")
         if not self._warned_optical:
             self._warned_optical = True
-            self.get_logger().warning(self._frame_advice)
+            if self._alive():
+                self.get_logger().warning(self._frame_advice)
 
     def _age_ms(self, msg: Any) -> float:
         stamp = Time.from_msg(msg.header.stamp)
@@ -437,6 +496,8 @@ class PointGroupNode(Node):
 
     # ------------------------------------------------------------------ diagnostics and shutdown
     def _publish_diagnostics(self) -> None:
+        if not self._alive():
+            return
         try:
             stats = self._stats
             settings = self._settings
@@ -466,18 +527,32 @@ class PointGroupNode(Node):
                     skipped = self._skipped_no_tracking_tf
                 values += [("tracks confirmed", str(self._tracks_confirmed)),
                            ("frames skipped (no tracking transform)", str(skipped))]
-            self._diag_pub.publish(build_diagnostics(
-                self._kit, self.get_clock().now().to_msg(), self.get_fully_qualified_name(), self._device, level,
-                message, values))
+            array = build_diagnostics(self._kit, self.get_clock().now().to_msg(), self.get_fully_qualified_name(),
+                                      self._device, level, message, values)
+            with self._publish_lock:
+                if self._alive():
+                    self._diag_pub.publish(array)
         except Exception as exc:  # diagnostics must never take the node down
-            self.get_logger().error(f"diagnostics failed: {exc}", throttle_duration_sec=WARN_THROTTLE_S)
+            # (a publish that failed because Ctrl-C shut the context down is not worth a word either)
+            if self._alive():
+                self.get_logger().error(f"diagnostics failed: {exc}", throttle_duration_sec=WARN_THROTTLE_S)
 
     def destroy_node(self) -> None:
+        """Stop the worker, then destroy the node. From the first line on the worker neither publishes nor logs
+        through rclpy; a frame in progress may finish within WORKER_JOIN_S, a model still loading is not waited
+        for (the worker is a daemon thread, and returns without a word when the load ends)."""
+        self._closing.set()
         self._mailbox.close()
-        if self._worker.is_alive():
-            self._worker.join(timeout=10.0)
+        if self._worker.is_alive() and self._worker is not threading.current_thread():
+            self._worker.join(timeout=WORKER_JOIN_S)
         self._remove_log_handler()
-        super().destroy_node()
+        # a publish already under way ends before the publishers go (bounded: DDS never blocks a publish long)
+        locked = self._publish_lock.acquire(timeout=WORKER_JOIN_S)
+        try:
+            super().destroy_node()
+        finally:
+            if locked:
+                self._publish_lock.release()
 
 
 def main(args: list[str] | None = None, node_factory: Callable[[], PointGroupNode] | None = None) -> None:
@@ -486,16 +561,28 @@ def main(args: list[str] | None = None, node_factory: Callable[[], PointGroupNod
     Spins until shutdown (Ctrl-C) or until the model fails to load: then, as when the node cannot be built at
     all (bad configuration, weights or parameters), the reason is logged and the process exits with code 1, so
     that `ros2 launch` reports it and respawn can act. node_factory: tests build the node with fakes.
+
+    Ctrl-C (SIGINT) at any moment ends the process with code 0 and no traceback, within ~3 s: rclpy's signal
+    handler shuts the context down (spin then ends with ExternalShutdownException) and, chained to Python's,
+    raises KeyboardInterrupt in this thread (which also cuts short the configuration being read at start-up);
+    destroy_node waits at most WORKER_JOIN_S for the worker.
     """
-    rclpy.init(args=args)
+    _interrupt_on_sigint()
     node: PointGroupNode | None = None
     code = 0
     try:
+        rclpy.init(args=args)
         try:
             node = (node_factory or PointGroupNode)()
         except (ModelLoadError, ValueError) as exc:
-            get_logger("pointgroup").fatal(f"cannot start: {exc}")
-            code = 1
+            if rclpy.ok():  # (after Ctrl-C, whatever failed meanwhile is not worth exit code 1)
+                get_logger("pointgroup").fatal(f"cannot start: {exc}")
+                code = 1
+        except Exception:
+            if rclpy.ok():
+                raise
+            # Ctrl-C while the node was being built: rclpy refuses what followed (e.g. declaring a parameter
+            # publishes a parameter event, on a context already shut down); nothing to report
         else:
             rclpy.spin_until_future_complete(node, node.failure)
             if node.failure.done():
@@ -504,11 +591,32 @@ def main(args: list[str] | None = None, node_factory: Callable[[], PointGroupNod
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+        _shut_down(node)
     if code:
         sys.exit(code)
+
+
+def _interrupt_on_sigint() -> None:
+    """Python's own SIGINT handler (KeyboardInterrupt) where the process started with SIGINT ignored (a background
+    job of a non-interactive shell, `setsid ... &`): rclpy.init puts its handler on top, which shuts the context
+    down on SIGINT whatever it found and chains to this one, so Ctrl-C behaves the same however the node started."""
+    try:
+        if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+    except ValueError:  # not the main thread: leave signals alone
+        pass
+
+
+def _shut_down(node: PointGroupNode | None) -> None:
+    """Destroy the node and shut rclpy down; a second Ctrl-C meanwhile does not cut this short with a
+    traceback."""
+    for step in (node.destroy_node if node is not None else None, rclpy.try_shutdown):
+        if step is None:
+            continue
+        try:
+            step()
+        except KeyboardInterrupt:
+            pass
 
 
 if __name__ == "__main__":

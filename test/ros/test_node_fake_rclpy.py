@@ -269,7 +269,7 @@ def node_module(monkeypatch: pytest.MonkeyPatch) -> Any:
                                 HistoryPolicy=types.SimpleNamespace(KEEP_LAST=1),
                                 ReliabilityPolicy=types.SimpleNamespace(RELIABLE=1, BEST_EFFORT=2))
     fakes: dict[str, Any] = {
-        "rclpy": types.SimpleNamespace(init=lambda args=None: None, spin=lambda node: None,
+        "rclpy": types.SimpleNamespace(init=lambda args=None: None, spin=lambda node: None, ok=lambda: True,
                                        spin_until_future_complete=_spin_until_future_complete,
                                        try_shutdown=lambda: None),
         "rclpy.executors": types.SimpleNamespace(ExternalShutdownException=RuntimeError),
@@ -705,12 +705,20 @@ def test_fake_rclpy_publish_failures(node_module: Any) -> None:
     """A publish that fails is counted as a failed frame; at shutdown (context no longer ok) it is ignored."""
     node = _make_node(node_module)
     try:
-        node.pubs["~/markers"].error = RuntimeError("Failed to publish: publisher's context is invalid")
-        node.context_ok = False  # Ctrl-C arrived while the frame was being segmented
+        markers = node.pubs["~/markers"]
+        publish = markers.publish
+
+        def dying(msg: Any) -> None:  # Ctrl-C shuts the context down while the frame is being published
+            node.context_ok = False
+            raise RuntimeError("Failed to publish: publisher's context is invalid")
+
+        markers.publish = dying  # type: ignore[method-assign]
         node.subs["~/input/points"](_rclpy_cloud())
         _wait(lambda: node.fake_pipeline.calls != [] and node._mailbox._item is None)
         time.sleep(0.2)
         assert node._stats.frames_failed == 0 and node.logger.count("error", "publishing failed") == 0
+        markers.publish = publish  # type: ignore[method-assign]
+        node.pubs["~/markers"].error = RuntimeError("Failed to publish: publisher's context is invalid")
         node.context_ok = True
         node.subs["~/input/points"](_rclpy_cloud())
         _wait(lambda: node._stats.frames_failed == 1)
@@ -1037,3 +1045,128 @@ def test_fake_rclpy_diagnostics_dropped_frames_and_no_listeners(node_module: Any
     finally:
         pipeline.gate.set()
         node.destroy_node()
+
+
+# ---------------------------------------------------------------------------------------------- shutdown
+
+
+def _sent(node: Any) -> dict[str, int]:
+    return {topic: len(pub.sent) for topic, pub in node.pubs.items()}
+
+
+def test_fake_rclpy_frame_ending_after_destroy_is_not_published(node_module: Any) -> None:
+    """Ctrl-C mid-frame: destroy_node waits at most WORKER_JOIN_S for the worker; the frame that ends afterwards
+    is neither published nor logged about, and the worker ends."""
+    made: list[_GatedPipeline] = []
+
+    def factory(cfg: Config, weights: str, device: str, max_points: int) -> _GatedPipeline:
+        made.append(_GatedPipeline(cfg))
+        return made[-1]
+
+    node = _make_node(node_module, pipeline_factory=factory)
+    (pipeline,) = made
+    try:
+        node.subs["~/input/points"](_rclpy_cloud())
+        assert pipeline.entered.wait(10.0)
+        before, lines = _sent(node), len(node.logger.lines)
+        start = time.monotonic()
+        node.destroy_node()
+        assert time.monotonic() - start < node_module.WORKER_JOIN_S + 0.5  # not the frame's (gated) length
+        assert node._worker.is_alive()  # still in segment()
+    finally:
+        pipeline.gate.set()
+    node._worker.join(5.0)
+    assert not node._worker.is_alive()
+    assert _sent(node) == before and node.logger.lines[lines:] == []
+    assert node._stats.frames_processed == 0 and node._stats.frames_failed == 0
+
+
+def test_fake_rclpy_frame_after_ctrl_c_is_not_published(node_module: Any) -> None:
+    """The context shut down by Ctrl-C (rclpy's signal handler) before destroy_node: the frame in progress ends
+    unpublished and without a word (no publish, no log: both would go through the dead context)."""
+    made: list[_GatedPipeline] = []
+
+    def factory(cfg: Config, weights: str, device: str, max_points: int) -> _GatedPipeline:
+        made.append(_GatedPipeline(cfg))
+        return made[-1]
+
+    node = _make_node(node_module, pipeline_factory=factory)
+    (pipeline,) = made
+    try:
+        node.subs["~/input/points"](_rclpy_cloud(colour="none"))  # would warn "no colour" when published
+        assert pipeline.entered.wait(10.0)
+        before, lines = _sent(node), len(node.logger.lines)
+        node.context_ok = False
+        pipeline.gate.set()
+        _wait(lambda: node._mailbox._item is None and len(pipeline.calls) == 1)
+        time.sleep(0.2)
+        assert _sent(node) == before and node.logger.lines[lines:] == []
+        node.timers[0]()  # the diagnostics timer, had the executor still run it
+        assert _sent(node) == before and node.logger.lines[lines:] == []
+    finally:
+        pipeline.gate.set()
+        node.destroy_node()
+    assert not node._worker.is_alive()
+
+
+@pytest.mark.parametrize("fails", [False, True], ids=["loads", "fails"])
+def test_fake_rclpy_model_load_is_not_waited_for(node_module: Any, fails: bool) -> None:
+    """Ctrl-C while the model loads: destroy_node returns after WORKER_JOIN_S (the worker is a daemon thread);
+    a load that ends afterwards logs nothing ("ready" or the failure), sets no failure and starts no work."""
+    gate = threading.Event()
+
+    def slow_factory(cfg: Config, weights: str, device: str, max_points: int) -> FakePipeline:
+        gate.wait(10.0)
+        if fails:
+            raise FileNotFoundError("no such checkpoint: /nope.pth")
+        return FakePipeline(cfg)
+
+    node = node_module.PointGroupNode(pipeline_factory=slow_factory, model_resolver=_synthetic)
+    try:
+        assert node._worker.daemon
+        start = time.monotonic()
+        node.destroy_node()
+        assert time.monotonic() - start < node_module.WORKER_JOIN_S + 0.5
+        assert node._worker.is_alive()
+    finally:
+        gate.set()
+    node._worker.join(5.0)
+    assert not node._worker.is_alive()
+    assert node.logger.lines == [] and not node.failure.done()
+    assert _sent(node) == {topic: 0 for topic in node.pubs}
+
+
+def test_fake_rclpy_core_logging_stops_at_shutdown(node_module: Any) -> None:
+    """The core's Python logging is not forwarded to rclpy once the context is shut down (it would publish on
+    /rosout through the dead context: "Failed to publish log message to rosout")."""
+    node = _make_node(node_module)
+    try:
+        lines = len(node.logger.lines)
+        node.context_ok = False
+        logging.getLogger("pointgroup_ros.pipeline").warning("a warning while shutting down")
+        assert node.logger.lines[lines:] == []
+    finally:
+        node.destroy_node()
+
+
+def test_fake_rclpy_main_on_ctrl_c_while_building(node_module: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C while the node is built (main thread): a KeyboardInterrupt, or rclpy refusing what came next on the
+    shut-down context, ends main quietly (exit code 0: it returns) instead of a traceback."""
+    def interrupted() -> Any:
+        raise KeyboardInterrupt
+
+    node_module.main([], node_factory=interrupted)
+
+    def refused() -> Any:  # e.g. declare_parameter publishing a parameter event on a dead context
+        monkeypatch.setattr(sys.modules["rclpy"], "ok", lambda: False)
+        raise RuntimeError("Failed to publish: publisher's context is invalid")
+
+    node_module.main([], node_factory=refused)
+    assert ROOT_LOGGER.lines == []
+    monkeypatch.setattr(sys.modules["rclpy"], "ok", lambda: True)
+
+    def broken() -> Any:  # a real error while rclpy is fine is not hidden
+        raise KeyError("a bug")
+
+    with pytest.raises(KeyError, match="a bug"):
+        node_module.main([], node_factory=broken)
