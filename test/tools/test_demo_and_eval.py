@@ -13,7 +13,7 @@ from pointgroup_ros.pipeline import DEMO_WEIGHTS
 # Held-out AP50 of the shipped model on these rooms, measured when it was trained (README, BENCHMARKS.md);
 # the test allows a small margin for numeric differences between machines.
 HELD_OUT_SCENES = 16
-SHIPPED_AP50 = 0.903
+SHIPPED_AP50 = 0.889
 
 
 def test_demo_model_is_shipped_and_labelled() -> None:
