@@ -29,6 +29,7 @@ S3DIS_CLASSES: tuple[str, ...] = (
 )
 
 CLUSTER_SETS = ("p", "q", "both")
+PRECISIONS = ("fp32", "fp16")
 
 
 class ConfigError(ValueError):
@@ -101,7 +102,7 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class PreprocessConfig:
-    """What happens to a sensor's cloud before the network; tunable per frame.
+    """What happens to a sensor's cloud before and in the network; tunable per frame.
 
     Robots' clouds are far denser near the sensor than the ~2 cm rooms the network learned on, so by default
     the cloud is averaged into voxels of the network's own size first: the network then costs what those
@@ -111,6 +112,9 @@ class PreprocessConfig:
     voxel_size: float | None = None  # metres; None = the network's voxel (1 / data.scale); 0 = no downsampling
     min_range: float = 0.0  # metres from the input frame's origin (the sensor); closer points are ignored; 0 = off
     max_range: float = 0.0  # metres; farther points are ignored; 0 = off
+    # arithmetic of the backbone, heads and ScoreNet: 'fp16' = CUDA autocast (half precision; grouping stays fp32),
+    # on the CPU it runs fp32 (logged once); 'fp32' = full precision
+    precision: str = "fp32"
 
     def validate(self) -> None:
         _check(self.voxel_size is None or 0 <= self.voxel_size <= 1.0, "preprocess.voxel_size",
@@ -119,6 +123,8 @@ class PreprocessConfig:
         _check(self.max_range >= 0, "preprocess.max_range", "must be >= 0 metres (0: off)", self.max_range)
         _check(self.max_range == 0 or self.max_range > self.min_range, "preprocess.max_range",
                "must be greater than min_range (or 0: off)", (self.min_range, self.max_range))
+        _check(self.precision in PRECISIONS, "preprocess.precision", f"must be one of {', '.join(PRECISIONS)}",
+               self.precision)
 
     def resolved_voxel_size(self, scale: float) -> float:
         """voxel_size in metres, None resolved to the network's voxel (1 / scale voxels per metre)."""

@@ -191,8 +191,9 @@ class _StageTimer:
 class Pipeline:
     """PointGroup inference for one cloud at a time: arrays in, Segmentation out.
 
-    The model is loaded and warmed up once; the grouping and post-processing thresholds can change on
-    every call (the ROS node passes its live parameters).
+    The model is loaded and warmed up once; the preprocessing (including preprocess.precision: fp16 runs the
+    network under CUDA autocast, fp32 on the CPU), grouping and post-processing settings can change on every
+    call (the ROS node passes its live parameters).
 
     cfg: the configuration (a Config, or a preset name / YAML path); None takes the one stored in the weights
         (or the preset they fit; see resolve_model).
@@ -234,6 +235,7 @@ class Pipeline:
         self.max_points = int(max_points)
         self._rng = np.random.default_rng(0)
         self._warned_max_points = False
+        self._warned_precision = False
         if warmup:
             self._warm_up()
 
@@ -315,16 +317,23 @@ class Pipeline:
                            1, voxel_xyz=net.voxel_xyz)
         voxels = self.model.voxelize(batch)
         timer.lap("voxelize")
-        features = self.model.backbone(voxels)[voxels.point_to_voxel]
-        semantic = self.model.semantic_head(features).argmax(dim=1)
-        offsets = self.model.offset_head(features)
+        half = self._half_precision(pre.precision)
+        with _autocast(half):
+            features = self.model.backbone(voxels)[voxels.point_to_voxel]
+            logits = self.model.semantic_head(features)
+            offsets = self.model.offset_head(features)
+        # grouping is exact: it sees fp32 offsets, so Q = xyz + offsets is formed in fp32 (a no-op in fp32)
+        semantic = logits.float().argmax(dim=1)
+        features, offsets = features.float(), offsets.float()
         timer.lap("backbone")
 
         proposals = dual_set_proposals(net_xyz, offsets, semantic, self.cfg.data.stuff_classes, grouping.radius,
                                        grouping.min_points, grouping.sets, num_classes=self.cfg.data.num_classes,
                                        shifted_radius=grouping.shifted_radius)
         timer.lap("grouping")
-        scores = torch.sigmoid(self.model.score_proposals(features, net_xyz, proposals))
+        with _autocast(half):  # the proposals are voxelized from fp32 coordinates; only the network runs fp16
+            score_logits = self.model.score_proposals(features, net_xyz, proposals)
+        scores = torch.sigmoid(score_logits.float())
         timer.lap("scorenet")
         keep = nms(proposals, scores, post.nms_iou_threshold, post.score_threshold, post.min_instance_points)
         timer.lap("nms")
@@ -333,6 +342,18 @@ class Pipeline:
         timer.lap("assemble")
         seg.timings_ms = timer.times
         return seg
+
+    def _half_precision(self, precision: str) -> bool:
+        """Whether to run the network in fp16: precision 'fp16' on a CUDA device. On the CPU (spconv's CPU
+        kernels have no half precision) fp16 falls back to fp32, logged once per pipeline."""
+        if precision != "fp16":
+            return False
+        if self.device.type == "cuda":
+            return True
+        if not self._warned_precision:
+            log.warning("precision fp16 needs a CUDA device: running fp32 on %s", self.device.type)
+            self._warned_precision = True
+        return False
 
     def _network_points(self, pts: torch.Tensor, col: torch.Tensor, voxel_size: float) -> "_NetworkInput":
         """The points the network sees: voxel means (voxel_size > 0), at most max_points of them."""
@@ -404,6 +425,11 @@ class Pipeline:
             instance_point_idx=used[members.cpu().numpy()].astype(np.int64), instance_offsets=offsets.cpu().numpy(),
             box_min=box_min.float().cpu().numpy(), box_max=box_max.float().cpu().numpy(),
             class_names=self.class_names, frame=frame, network_points=network_points)
+
+
+def _autocast(half: bool) -> contextlib.AbstractContextManager[object]:
+    """CUDA autocast to float16 around the network's forward passes when `half`, else nothing."""
+    return torch.autocast(device_type="cuda", dtype=torch.float16) if half else contextlib.nullcontext()
 
 
 @dataclass

@@ -13,7 +13,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from ..config import CLUSTER_SETS, Config, ConfigError, GroupingConfig, PostprocessConfig, PreprocessConfig
+from ..config import (CLUSTER_SETS, PRECISIONS, Config, ConfigError, GroupingConfig, PostprocessConfig,
+                      PreprocessConfig)
 from ..tracking import TrackerConfig
 from ..transforms import normalize_frame
 
@@ -34,8 +35,8 @@ _TRACKER_KEYS = {f"tracking_{key}": key for key in ("voxel_size", "min_iou", "ma
                                                     "confirm_hits", "confirm_window", "max_missed",
                                                     "tentative_max_missed", "moving_speed")}
 # parameters whose defaults come from the loaded model's configuration: the shipped params file leaves them out
-FROM_MODEL = ("voxel_size", "cluster_radius", "cluster_radius_shifted", "cluster_min_points", "cluster_sets",
-              "score_threshold", "nms_iou_threshold", "min_instance_points")
+FROM_MODEL = ("voxel_size", "precision", "cluster_radius", "cluster_radius_shifted", "cluster_min_points",
+              "cluster_sets", "score_threshold", "nms_iou_threshold", "min_instance_points")
 
 
 class ParameterError(ValueError):
@@ -126,6 +127,9 @@ def param_specs(cfg: Config | None = None, class_names: tuple[str, ...] | None =
                   "are ignored, metres; 0: off", float_range=RANGE_LIMIT),
         ParamSpec("max_range", pre.max_range, "Points farther than this from the sensor (the input frame's origin) "
                   "are ignored, metres; 0: off", float_range=RANGE_LIMIT),
+        ParamSpec("precision", pre.precision, "Arithmetic of the backbone, heads and ScoreNet: fp32, or fp16 "
+                  "(CUDA autocast: faster, less GPU memory; grouping stays fp32); on the CPU fp16 runs fp32 "
+                  "(logged once)", choices=PRECISIONS),
         ParamSpec("max_points", 300_000, "Cap on the points the network sees, after voxel downsampling: more are "
                   "randomly subsampled (every input point still gets a result); bounds time and GPU memory",
                   int_range=MAX_POINTS_RANGE),
@@ -199,7 +203,8 @@ class NodeSettings:
                 "tracking": self.tracking, "tracking_frame": self.tracking_frame,
                 **{name: getattr(self.tracker, key) for name, key in _TRACKER_KEYS.items()},
                 "voxel_size": self.preprocess.voxel_size, "min_range": self.preprocess.min_range,
-                "max_range": self.preprocess.max_range, "max_points": self.max_points,
+                "max_range": self.preprocess.max_range, "precision": self.preprocess.precision,
+                "max_points": self.max_points,
                 "cluster_radius": self.grouping.radius,
                 "cluster_radius_shifted": self.grouping.shifted_radius,
                 "cluster_min_points": self.grouping.min_points, "cluster_sets": self.grouping.sets,
@@ -213,7 +218,8 @@ class NodeSettings:
 
 PUBLISH_FLAGS = ("publish_labeled_points", "publish_detections", "publish_markers", "publish_instances")
 TUNABLE = tuple(NodeSettings().values())
-_PREPROCESS_KEYS = {"voxel_size": "voxel_size", "min_range": "min_range", "max_range": "max_range"}
+_PREPROCESS_KEYS = {"voxel_size": "voxel_size", "min_range": "min_range", "max_range": "max_range",
+                    "precision": "precision"}
 _GROUPING_KEYS = {"cluster_radius": "radius", "cluster_radius_shifted": "shifted_radius",
                   "cluster_min_points": "min_points", "cluster_sets": "sets"}
 _POSTPROCESS_KEYS = {"score_threshold": "score_threshold", "nms_iou_threshold": "nms_iou_threshold",

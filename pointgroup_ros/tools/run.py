@@ -222,7 +222,7 @@ def check_tracking_args(track: bool, tracking_frame: str | None,
 def preprocess_from_args(args: argparse.Namespace, pipeline: Any) -> "PreprocessConfig | None":
     """A PreprocessConfig from --voxel-size / --min-range / --max-range over the pipeline configuration's
     (None when none is given: the pipeline uses its own). ConfigError (a ValueError) for bad values."""
-    given: dict[str, float] = {name: float(value) for name in ("voxel_size", "min_range", "max_range")
+    given: dict[str, Any] = {name: float(value) for name in ("voxel_size", "min_range", "max_range")
                                if (value := getattr(args, name, None)) is not None}
     if not given:
         return None

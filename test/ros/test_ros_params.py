@@ -17,6 +17,7 @@ from pointgroup_ros.ros.params import (FROM_MODEL, SPECS_BY_NAME, TUNABLE, NodeS
                                       settings_from_config)
 from pointgroup_ros.ros.processing import FrameStats, LatestMailbox
 from pointgroup_ros.tracking import TrackerConfig
+from test_node_fake_rclpy import node_module  # noqa: F401  (a fixture: the node on a stand-in rclpy)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -118,6 +119,8 @@ def test_read_only_and_ranges():
     ({"tracking_moving_speed": -0.1}, "tracking_moving_speed: must be in"),
     ({"tracking_class_gate": "yes"}, "tracking_class_gate: expected bool"),
     ({"tracking_max_missed": 3.0}, "tracking_max_missed: expected int"),
+    ({"precision": "fp64"}, "precision: must be one of fp32, fp16, got 'fp64'"),
+    ({"precision": 16}, "precision: expected str"),
 ])
 def test_invalid_values_are_refused_with_a_reason(changes, reason):
     settings = NodeSettings()
@@ -151,6 +154,40 @@ def test_sensor_and_frame_parameters_apply():
     assert apply_changes(stale, {"diagnostics_stale_s": 0.0}).diagnostics_stale_s == 0.0
     # the preprocess values reach the pipeline's own validation unchanged
     apply_changes(s, {}).preprocess.validate()
+
+
+def test_precision_parameter_is_live_and_comes_from_the_configuration():
+    spec = SPECS_BY_NAME["precision"]
+    assert (spec.default, spec.choices, spec.read_only) == ("fp32", ("fp32", "fp16"), False)
+    assert "precision" in TUNABLE and "precision" in FROM_MODEL  # the model's configuration gives the default
+    half_cfg = load_config("synthetic").replace(preprocess={"precision": "fp16"})
+    assert {s.name: s for s in param_specs(half_cfg)}["precision"].default == "fp16"
+    assert settings_from_config(half_cfg).preprocess.precision == "fp16"
+    assert settings_from_config(half_cfg).values()["precision"] == "fp16"
+    assert NodeSettings().preprocess.precision == "fp32"
+    s = apply_changes(NodeSettings(), {"precision": "fp16", "voxel_size": 0.05})
+    assert s.preprocess == PreprocessConfig(voxel_size=0.05, precision="fp16")  # what the pipeline gets per frame
+    s.preprocess.validate()
+    assert apply_changes(s, {"precision": "fp32"}).preprocess == PreprocessConfig(voxel_size=0.05)
+    assert apply_changes(s, {"min_range": 0.5}).preprocess.precision == "fp16"  # kept by other changes
+
+
+def test_precision_parameter_reaches_the_pipeline_in_the_fake_rclpy_node(node_module):
+    """The node (against the stand-in rclpy of test_node_fake_rclpy.py) hands the precision to the pipeline
+    with every frame: at start-up from the parameter, then live after `ros2 param set`."""
+    import test_node_fake_rclpy as fake
+
+    node = fake._make_node(node_module, {"precision": "fp16"})
+    try:
+        fake._send(node, fake._rclpy_cloud())
+        assert node.fake_pipeline.calls[-1]["preprocess"].precision == "fp16"
+        assert node.set_parameters_atomically({"precision": "fp32"}).successful
+        fake._send(node, fake._rclpy_cloud())
+        assert node.fake_pipeline.calls[-1]["preprocess"].precision == "fp32"
+        bad = node.set_parameters_atomically({"precision": "bf16"})
+        assert not bad.successful and "precision: must be one of fp32, fp16" in bad.reason
+    finally:
+        node.destroy_node()
 
 
 def test_tracking_parameters_apply():
