@@ -147,10 +147,11 @@ def test_diagnostics_roundtrip(distro):
     store = typestore(distro)
     kit = RosbagsKit(store)
     stamp = kit.make("builtin_interfaces/msg/Time", sec=5, nanosec=0)
-    msg = build_diagnostics(kit, stamp, "pointgroup: instance segmentation", "/pointgroup", 1, "ready",
+    msg = build_diagnostics(kit, stamp, "/robot/pointgroup", "cpu", 1, "ready",
                             [("frames processed", "3")])
     back = _cdr(store, msg, "diagnostic_msgs/msg/DiagnosticArray")
     (status,) = back.status
+    assert status.name == "/robot/pointgroup" and status.hardware_id == "cpu"
     assert status.level == 1 and status.values[0].key == "frames processed" and status.values[0].value == "3"
 
 
