@@ -1000,18 +1000,24 @@ class _GatedPipeline(FakePipeline):
         return super().segment(*args, **kwargs)
 
 
-def test_fake_rclpy_diagnostics_dropped_frames_and_no_listeners(node_module: Any) -> None:
-    """Clouds at 10 Hz while one frame is being segmented: frames are dropped, WARN says so with the counter; with
-    nobody subscribed to an output the same rates are no problem, and the values say there are no subscribers."""
-    clock = FakeClock()
+def _gated_node(node_module: Any, **kwargs: Any) -> tuple[Any, _GatedPipeline]:
+    """A node whose worker builds one _GatedPipeline, and that pipeline."""
     made: list[_GatedPipeline] = []
 
     def factory(cfg: Config, weights: str, device: str, max_points: int) -> _GatedPipeline:
         made.append(_GatedPipeline(cfg))
         return made[-1]
 
-    node = _make_node(node_module, pipeline_factory=factory, monotonic=clock)
+    node = _make_node(node_module, pipeline_factory=factory, **kwargs)
     (pipeline,) = made
+    return node, pipeline
+
+
+def test_fake_rclpy_diagnostics_dropped_frames_and_no_listeners(node_module: Any) -> None:
+    """Clouds at 10 Hz while one frame is being segmented: frames are dropped, WARN says so with the counter; with
+    nobody subscribed to an output the same rates are no problem, and the values say there are no subscribers."""
+    clock = FakeClock()
+    node, pipeline = _gated_node(node_module, monotonic=clock)
     try:
         callback = node.subs["~/input/points"]
         msg = _rclpy_cloud()
@@ -1057,14 +1063,7 @@ def _sent(node: Any) -> dict[str, int]:
 def test_fake_rclpy_frame_ending_after_destroy_is_not_published(node_module: Any) -> None:
     """Ctrl-C mid-frame: destroy_node waits at most WORKER_JOIN_S for the worker; the frame that ends afterwards
     is neither published nor logged about, and the worker ends."""
-    made: list[_GatedPipeline] = []
-
-    def factory(cfg: Config, weights: str, device: str, max_points: int) -> _GatedPipeline:
-        made.append(_GatedPipeline(cfg))
-        return made[-1]
-
-    node = _make_node(node_module, pipeline_factory=factory)
-    (pipeline,) = made
+    node, pipeline = _gated_node(node_module)
     try:
         node.subs["~/input/points"](_rclpy_cloud())
         assert pipeline.entered.wait(10.0)
@@ -1084,14 +1083,7 @@ def test_fake_rclpy_frame_ending_after_destroy_is_not_published(node_module: Any
 def test_fake_rclpy_frame_after_ctrl_c_is_not_published(node_module: Any) -> None:
     """The context shut down by Ctrl-C (rclpy's signal handler) before destroy_node: the frame in progress ends
     unpublished and without a word (no publish, no log: both would go through the dead context)."""
-    made: list[_GatedPipeline] = []
-
-    def factory(cfg: Config, weights: str, device: str, max_points: int) -> _GatedPipeline:
-        made.append(_GatedPipeline(cfg))
-        return made[-1]
-
-    node = _make_node(node_module, pipeline_factory=factory)
-    (pipeline,) = made
+    node, pipeline = _gated_node(node_module)
     try:
         node.subs["~/input/points"](_rclpy_cloud(colour="none"))  # would warn "no colour" when published
         assert pipeline.entered.wait(10.0)

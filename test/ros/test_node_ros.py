@@ -135,6 +135,15 @@ def _publish_until(pub: Publisher, msg: Any, outputs: _Outputs,
     raise AssertionError(f"no new {names} after publishing (counts {outputs.snapshot()}, before {before})")
 
 
+def _wire(tester: Node) -> tuple[Any, _Outputs, Publisher]:
+    """(kit, the tester's subscriptions to the four outputs, a publisher to the node's input)."""
+    from pointgroup_ros.ros.kit import RclpyKit
+
+    kit = RclpyKit()
+    outputs = _Outputs(tester, kit)
+    return kit, outputs, tester.create_publisher(kit.cls("sensor_msgs/msg/PointCloud2"), "/pointgroup/input/points", 1)
+
+
 def _set(tester: Node, **values: Any) -> list[Any]:
     from rcl_interfaces.srv import SetParameters
     from rclpy.parameter import Parameter
@@ -171,12 +180,9 @@ def test_node_end_to_end(ros_graph: tuple[PointGroupNode, Node]) -> None:
     from ros_testing_fakes import FakePipeline
 
     from pointgroup_ros.ros.cloud import decode_cloud, encode_cloud
-    from pointgroup_ros.ros.kit import RclpyKit
 
     node, tester = ros_graph
-    kit = RclpyKit()
-    outputs = _Outputs(tester, kit)
-    pub = tester.create_publisher(kit.cls("sensor_msgs/msg/PointCloud2"), "/pointgroup/input/points", 1)
+    kit, outputs, pub = _wire(tester)
     xyz, rgb = _blobs()
     header = kit.make("std_msgs/msg/Header", stamp=tester.get_clock().now().to_msg(), frame_id="camera")
     cloud = encode_cloud(kit, header, xyz, rgb, height=40)
@@ -337,12 +343,9 @@ def test_gravity_frame_without_tf2_ros_is_refused(ros_graph: tuple[PointGroupNod
 
 def test_bad_input_is_survived(ros_graph: tuple[PointGroupNode, Node]) -> None:
     from pointgroup_ros.ros.cloud import encode_cloud
-    from pointgroup_ros.ros.kit import RclpyKit
 
     node, tester = ros_graph
-    kit = RclpyKit()
-    outputs = _Outputs(tester, kit)
-    pub = tester.create_publisher(kit.cls("sensor_msgs/msg/PointCloud2"), "/pointgroup/input/points", 1)
+    kit, outputs, pub = _wire(tester)
     xyz, rgb = _blobs(1)
     header = kit.make("std_msgs/msg/Header", frame_id="camera")
     good = encode_cloud(kit, header, xyz, rgb, height=40)
@@ -374,13 +377,10 @@ def _diagnostic_values(outputs: _Outputs) -> tuple[int, str, dict[str, str]]:
 
 def test_gravity_frame_and_missing_transform(ros_graph: tuple[PointGroupNode, Node]) -> None:
     from pointgroup_ros.ros.cloud import encode_cloud
-    from pointgroup_ros.ros.kit import RclpyKit
 
     StaticTransformBroadcaster = _tf2_ros().StaticTransformBroadcaster
     node, tester = ros_graph
-    kit = RclpyKit()
-    outputs = _Outputs(tester, kit)
-    pub = tester.create_publisher(kit.cls("sensor_msgs/msg/PointCloud2"), "/pointgroup/input/points", 1)
+    kit, outputs, pub = _wire(tester)
     # base_link <- camera_optical_frame: a camera 1.2 m up looking along +x (optical z forward, y down)
     broadcaster = StaticTransformBroadcaster(tester)
     static = kit.make("geometry_msgs/msg/TransformStamped")
@@ -429,12 +429,9 @@ def test_gravity_frame_and_missing_transform(ros_graph: tuple[PointGroupNode, No
 
 def test_empty_cloud_clears_the_markers(ros_graph: tuple[PointGroupNode, Node]) -> None:
     from pointgroup_ros.ros.cloud import encode_cloud
-    from pointgroup_ros.ros.kit import RclpyKit
 
     node, tester = ros_graph
-    kit = RclpyKit()
-    outputs = _Outputs(tester, kit)
-    pub = tester.create_publisher(kit.cls("sensor_msgs/msg/PointCloud2"), "/pointgroup/input/points", 1)
+    kit, outputs, pub = _wire(tester)
     xyz, rgb = _blobs(3)
     header = kit.make("std_msgs/msg/Header", frame_id="camera")
     _publish_until(pub, encode_cloud(kit, header, xyz, rgb, height=40), outputs)
