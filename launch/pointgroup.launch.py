@@ -4,6 +4,11 @@
     ros2 launch pointgroup_ros pointgroup.launch.py weights:=/models/scannet.pth device:=cuda:1 namespace:=robot1
     ros2 launch pointgroup_ros pointgroup.launch.py params_file:=/path/my_params.yaml log_level:=debug
     ros2 launch pointgroup_ros pointgroup.launch.py gravity_frame:=base_link tracking:=true tracking_frame:=odom
+    ros2 launch pointgroup_ros pointgroup.launch.py autostart:=false   # then: ros2 lifecycle set /pointgroup configure
+
+The node is a managed (lifecycle) node: with autostart (the default) it configures (loads the model) and
+activates itself at start-up; a configure that fails ends the process with code 1, and then the launch, with the
+reason. autostart:=false leaves it unconfigured for `ros2 lifecycle set` or a lifecycle manager.
 
 Every parameter and its default lives in config/pointgroup_node.yaml (the params file) or comes from the model;
 this file declares none of them again. config, weights, device, gravity_frame, tracking_frame, tracking and
@@ -12,18 +17,30 @@ level when given.
 """
 from __future__ import annotations
 
+from typing import Any
+
 from launch import LaunchContext, LaunchDescription
-from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.actions import DeclareLaunchArgument, OpaqueFunction, RegisterEventHandler, Shutdown
+from launch.event_handlers import OnProcessExit
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
 OVERRIDES = ("config", "weights", "device", "gravity_frame", "tracking_frame")  # strings, set only when not empty
-SWITCHES = ("use_sim_time", "tracking")  # booleans, set only when not empty
+SWITCHES = ("use_sim_time", "tracking", "autostart")  # booleans, set only when not empty
 TRUE, FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
 
 
-def _node(context: LaunchContext) -> list[Node]:
+def _end_launch_if_failed(event: Any, context: LaunchContext) -> list[Shutdown]:
+    """The node ended with an error (autostart could not load the model, bad parameters): end the launch too,
+    saying why, rather than leave RViz and the rest running without it."""
+    if event.returncode == 0:
+        return []
+    return [Shutdown(reason=f"the pointgroup node exited with code {event.returncode}: it could not start or load "
+                            "its model (the reason is in its log above)")]
+
+
+def _node(context: LaunchContext) -> list[Any]:
     overrides: dict[str, str | bool] = {}
     for name in OVERRIDES:
         value = LaunchConfiguration(name).perform(context)
@@ -39,7 +56,7 @@ def _node(context: LaunchContext) -> list[Node]:
     if overrides:
         parameters.append(overrides)
     log_level = LaunchConfiguration("log_level").perform(context)
-    return [Node(
+    node = Node(
         package="pointgroup_ros",
         executable="pointgroup_node",
         name="pointgroup",
@@ -49,7 +66,8 @@ def _node(context: LaunchContext) -> list[Node]:
         arguments=["--ros-args", "--log-level", log_level] if log_level else [],
         output="screen",
         emulate_tty=True,
-    )]
+    )
+    return [node, RegisterEventHandler(OnProcessExit(target_action=node, on_exit=_end_launch_if_failed))]
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -76,6 +94,10 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument("tracking_frame", default_value="",
                               description="fixed TF frame to track in (odom, map); empty: as in the params file "
                                           "(there: odom)"),
+        DeclareLaunchArgument("autostart", default_value="true",
+                              description="true: configure (load the model) and activate the lifecycle node at "
+                                          "start-up, ending the launch if that fails; false: leave it unconfigured "
+                                          "(ros2 lifecycle set /pointgroup configure, then activate)"),
         DeclareLaunchArgument("namespace", default_value="", description="namespace of the node"),
         DeclareLaunchArgument("use_sim_time", default_value="",
                               description="true: use /clock (bag playback); empty: as in the params file"),

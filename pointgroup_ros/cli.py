@@ -15,6 +15,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("demo", "run the full pipeline on a generated scene and write demo_out/"),
     "run": ("run", "offline runner: segment a bag (rosbag2 / ROS 1) or one cloud file"),
     "bench": ("bench", "per-stage timing tables (grouping and the whole pipeline)"),
+    "gpu-report": ("gpu_report", "on a GPU machine: gpu tests, grouping and whole-frame benchmarks, goals -> "
+                   "report.md + report.json"),
     "convert-weights": ("convert_weights", "convert the authors' spconv 1.x checkpoint to this model"),
     "train": ("train", "train PointGroup on ScanNet, S3DIS, synthetic or your own data"),
     "eval": ("evaluate", "run a model over a dataset and report AP / AP50 / AP25, mPrec50 / mRec50"),

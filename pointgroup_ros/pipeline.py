@@ -5,7 +5,9 @@ Segmentation is the contract between the pipeline and the message / file writers
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -243,6 +245,21 @@ class Pipeline:
     def class_names(self) -> tuple[str, ...]:
         return self.cfg.data.class_names
 
+    def close(self) -> None:
+        """Drop the model and give its GPU memory back (torch's caching allocator and CuPy's pools), so that
+        another process, or a Jetson's shared memory, can use it; segment() fails afterwards."""
+        model = self.__dict__.pop("model", None)
+        del model
+        gc.collect()
+        if self.device.type == "cuda":
+            with torch.cuda.device(self.device):
+                torch.cuda.synchronize()
+                torch.cuda.empty_cache()
+            cupy = sys.modules.get("cupy")  # imported by the GPU grouping only
+            if cupy is not None:
+                cupy.get_default_memory_pool().free_all_blocks()
+                cupy.get_default_pinned_memory_pool().free_all_blocks()
+
     def _warm_up(self) -> None:
         """One small frame through every stage, so kernel compilation and allocation happen at start-up."""
         rng = np.random.default_rng(1)
@@ -265,6 +282,8 @@ class Pipeline:
         The network always sees the points centred on their mean, as in training, so the result does not
         depend on where the cloud's origin is; everything is reported in the caller's coordinates.
         """
+        if "model" not in self.__dict__:
+            raise RuntimeError("this pipeline was closed (close() gave its model up): build a new one")
         # spconv and CuPy take the device from torch's current one: make it this pipeline's (cuda:N), whatever
         # thread calls (the node's worker starts on cuda:0)
         device_guard = torch.cuda.device(self.device) if self.device.type == "cuda" else contextlib.nullcontext()

@@ -36,7 +36,8 @@ def cluster_points(coords: Any, labels: Any, radius: float, min_points: int,
     - numpy -> numpy, computed on the CPU (numpy / scipy);
     - torch CPU tensor -> torch CPU tensor (the CPU path);
     - CUDA torch tensor or CuPy array -> the same kind on that GPU, computed by the CUDA kernels through
-      CuPy (zero-copy DLPack, no host copy of the data; torch tensors run on torch's current stream).
+      CuPy (zero-copy DLPack, no host copy of the data; torch tensors run on torch's current stream, and
+      from the first such call CuPy allocates from torch's caching allocator: gpu.share_torch_allocator).
     """
     if _is_torch(coords):
         return _cluster_torch(coords, labels, radius, min_points, ignore_labels)
@@ -80,8 +81,9 @@ def _cluster_torch(coords: Any, labels: Any, radius: float, min_points: int, ign
         result = cluster_points_numpy(coords.detach().to(dtype).contiguous().numpy(),
                                       labels.detach().to(torch.int64).numpy(), radius, min_points, ignore)
         return torch.from_numpy(result)
-    from .gpu import _cupy, cluster_points_cupy
+    from .gpu import _cupy, cluster_points_cupy, share_torch_allocator
     cupy = _cupy()
+    share_torch_allocator(torch, cupy)  # once: CuPy's temporaries come from torch's pool (gpu.py)
     xyz = cupy.from_dlpack(coords.detach().to(dtype).contiguous())
     lab = cupy.from_dlpack(labels.detach().to(torch.int64).contiguous())
     stream = torch.cuda.current_stream(coords.device)

@@ -32,12 +32,11 @@ try:
     from rcl_interfaces.msg import SetParametersResult
     from rclpy.duration import Duration
     from rclpy.executors import ExternalShutdownException
+    from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
     from rclpy.logging import get_logger
-    from rclpy.node import Node
     from rclpy.parameter import Parameter
     from rclpy.publisher import Publisher
     from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
-    from rclpy.task import Future
     from rclpy.time import Time
 except ImportError as exc:  # pragma: no cover - exercised only where ROS 2 is missing
     raise ImportError(f"pointgroup_ros.ros.node needs ROS 2 (rclpy; {exc}). Source your ROS 2 setup "
@@ -50,7 +49,8 @@ from ..tracking import Tracker, TrackingResult
 from ..transforms import TransformError, matrix_from_transform_msg, normalize_frame
 from .cloud import CloudFormatError
 from .kit import RclpyKit
-from .params import ParameterError, ParamSpec, NodeSettings, apply_changes, param_specs, to_descriptor
+from .params import (FROM_MODEL, SPECS_BY_NAME, NodeSettings, ParameterError, ParamSpec, apply_changes, param_specs,
+                     to_descriptor)
 from .processing import (OUTPUTS, FrameProcessor, FrameStats, Gravity, LatestMailbox, SegmentingPipeline,
                          Throughput, TrackingInput, build_diagnostics, throughput_problems)
 from .typestore import OUTPUT_TYPES
@@ -65,6 +65,11 @@ OPTICAL_SUFFIX = "_optical_frame"
 # destroy_node waits this long for the worker (a frame in progress finishes; a model still loading does not):
 # Ctrl-C ends the process within ~3 s whatever the worker is doing (it is a daemon thread)
 WORKER_JOIN_S = 1.0
+# what the node is doing, as /diagnostics says it (the lifecycle state, and a failed configure's reason)
+UNCONFIGURED = "unconfigured (no model loaded)"
+INACTIVE = "inactive (model loaded, not taking clouds)"
+READY = "ready"
+CONFIGURING = "configuring: loading the model"
 
 
 def default_resolver(config: str, weights: str) -> Config:
@@ -130,12 +135,17 @@ class RosLogHandler(logging.Handler):
             self.handleError(record)
 
 
-class PointGroupNode(Node):
-    """PointGroup instance segmentation of PointCloud2 frames.
+class PointGroupNode(LifecycleNode):
+    """PointGroup instance segmentation of PointCloud2 frames, as a managed (lifecycle) node.
 
-    pipeline_factory builds the (warm) pipeline in the worker thread; model_resolver gives the configuration
-    at construction (from `config` and `weights`, cheap). Tests pass fakes of both. monotonic: the clock of the
-    rates and of the no-cloud warning in /diagnostics (tests pass a fake one).
+    unconfigured -> configure (load and warm up the model, start the worker) -> inactive -> activate (subscribe,
+    publish) -> active; deactivate stops taking frames, cleanup frees the model and its GPU memory, shutdown
+    works from any state. config, weights and device are read at each configure.
+
+    pipeline_factory builds the (warm) pipeline at configure; model_resolver gives the configuration (from
+    `config` and `weights`, cheap) at construction, for the parameters, and again at a configure after either
+    changed. Tests pass fakes of both. monotonic: the clock of the rates and of the no-cloud warning in
+    /diagnostics (tests pass a fake one).
     """
 
     def __init__(self, pipeline_factory: PipelineFactory = default_pipeline,
@@ -147,33 +157,32 @@ class PointGroupNode(Node):
         self._closing = threading.Event()
         self._publish_lock = threading.Lock()
         self._kit = RclpyKit()
+        self._factory = pipeline_factory
+        self._resolver = model_resolver
         self._log_handler = self._install_log_handler()
         try:
-            self._setup(pipeline_factory, model_resolver, monotonic)
+            self._setup(monotonic)
         except BaseException:
             self._remove_log_handler()
             raise
 
-    def _setup(self, pipeline_factory: PipelineFactory, model_resolver: ModelResolver,
-               monotonic: Callable[[], float]) -> None:
+    def _setup(self, monotonic: Callable[[], float]) -> None:
         first = {s.name: s for s in param_specs()}
-        for name in ("config", "weights", "device"):
+        for name in ("autostart", "config", "weights", "device"):
             self._declare(first[name])
-        self._config_source = self._str("config")
-        try:
-            cfg = model_resolver(self._config_source, self._str("weights"))
-        except Exception as exc:  # main() logs it and exits with code 1
-            raise ModelLoadError(f"cannot load the model (config {self._config_source!r}, weights "
-                                 f"{self._str('weights')!r}): {exc}") from exc
+        self.autostart = bool(self.get_parameter("autostart").value)
+        self._model_source = (self._str("config"), self._str("weights"))
+        cfg = self._resolve(*self._model_source)
         self._specs = {s.name: s for s in param_specs(cfg)}
         for spec in self._specs.values():
-            if spec.name not in ("config", "weights", "device"):
+            if spec.name not in ("autostart", "config", "weights", "device"):
                 self._declare(spec)
         values = {name: self.get_parameter(name).value for name in NodeSettings().values()}
         try:
             self._settings = apply_changes(NodeSettings(), values, self._specs)
         except ParameterError as exc:
             raise ValueError(f"invalid parameter at start-up: {exc}") from None
+        self._cfg = cfg
         self._tf_buffer: Any = None
         self._tf_listener: Any = None
         self._tf_error: type[BaseException] = Exception
@@ -188,33 +197,157 @@ class PointGroupNode(Node):
         self._tracks_confirmed = 0
         self._skipped_no_tracking_tf = 0
         self._tracking_advice = ""  # why the tracker skipped the latest frame (bad pose), shown in /diagnostics
+        self._reporting = False  # True while the node itself sets a reported parameter (class_names)
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
         out_qos = qos_profile(self._str("output_reliability"), self._int("output_depth"))
+        # lifecycle publishers: they publish only while the node is active
         self._pubs: dict[str, Publisher] = {
-            name: self.create_publisher(self._kit.cls(OUTPUT_TYPES[name]), f"~/{name}", out_qos)
+            name: self.create_lifecycle_publisher(self._kit.cls(OUTPUT_TYPES[name]), f"~/{name}", out_qos)
             for name in OUTPUTS}
         self._diag_pub = self.create_publisher(self._kit.cls("diagnostic_msgs/msg/DiagnosticArray"),
                                                "/diagnostics", 10)
         self._mailbox: LatestMailbox[Any] = LatestMailbox()
+        self._mailbox.close()  # a new one at each configure
         self._stats = FrameStats()
         # the ROS clock may be sim time, which stops with the bag: rates and silence are measured on a monotonic one
         self._throughput = Throughput(clock=monotonic)
         self._input_topic = self.resolve_topic_name("~/input/points")
         self._device = self._str("device")  # the pipeline's own once loaded (diagnostics' hardware_id)
-        self._state = "loading model"
+        self._state = UNCONFIGURED
+        self._active = False  # frames are published only while active (checked by the worker)
+        self._pipeline: SegmentingPipeline | None = None
+        self._worker: threading.Thread | None = None
+        self._subscription: Any = None
         self._frame_advice = ""  # a warning about the input frame, shown in /diagnostics while it applies
         self._warned_no_colour = False
         self._warned_optical = False
-        # done (with the reason) when the model cannot be loaded: main() then ends the process with code 1
-        self.failure = Future()
-        self.create_subscription(self._kit.cls("sensor_msgs/msg/PointCloud2"), "~/input/points",
-                                 self._on_cloud, qos_profile(self._str("input_reliability"),
-                                                                self._int("input_depth")))
         self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics)
-        self._worker = threading.Thread(target=self._work, args=(pipeline_factory, cfg), name="pointgroup-worker",
+        if not self.autostart:
+            self.get_logger().info(f"unconfigured: `ros2 lifecycle set {self.get_fully_qualified_name()} configure` "
+                                   "loads the model, `... activate` starts taking clouds (or start with "
+                                   "autostart:=true)")
+
+    def _resolve(self, config: str, weights: str) -> Config:
+        """The configuration to run, from `config` and `weights` (ModelLoadError with the reason)."""
+        try:
+            return self._resolver(config, weights)
+        except Exception as exc:
+            raise ModelLoadError(f"cannot load the model (config {config!r}, weights {weights!r}): {exc}") from exc
+
+    # ------------------------------------------------------------------ lifecycle transitions
+    def start(self) -> bool:
+        """configure, then activate (autostart); False when either failed (the reason is logged)."""
+        if self.trigger_configure() != TransitionCallbackReturn.SUCCESS:
+            return False
+        return bool(self.trigger_activate() == TransitionCallbackReturn.SUCCESS)
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Load and warm up the model (config, weights and device as they are now), start the worker."""
+        self._state = CONFIGURING
+        try:
+            cfg = self._adopt_model()
+            pipeline = self._factory(cfg, self._str("weights"), self._str("device"), self._settings.max_points)
+        except Exception as exc:
+            self._state = f"model failed to load: {exc}"
+            if self._alive():
+                self.get_logger().error(self._state)
+            return TransitionCallbackReturn.FAILURE
+        if not self._alive():  # shutdown began while loading
+            return TransitionCallbackReturn.FAILURE
+        self._pipeline = pipeline
+        self._device = str(getattr(pipeline, "device", self._device))
+        self._mailbox = LatestMailbox()
+        self._worker = threading.Thread(target=self._work, args=(pipeline, self._mailbox), name="pointgroup-worker",
                                         daemon=True)
         self._worker.start()
+        self._state = INACTIVE
+        self.get_logger().info(f"configured: config {self._model_source[0] or '(from the weights)'}, device "
+                               f"{self._device}, {len(pipeline.class_names)} classes")
+        return super().on_configure(state)
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Subscribe to the input; the outputs publish from now on."""
+        self._subscription = self.create_subscription(
+            self._kit.cls("sensor_msgs/msg/PointCloud2"), "~/input/points", self._on_cloud,
+            qos_profile(self._str("input_reliability"), self._int("input_depth")))
+        self._throughput.restart()  # a silent input is counted from here
+        self._active = True
+        self._state = READY
+        settings = self._settings
+        tracking = f"tracking in {settings.tracking_frame}" if settings.tracking else "tracking off"
+        self.get_logger().info(f"ready: gravity frame {settings.gravity_frame or '(the input frame)'}, {tracking}; "
+                               f"waiting for clouds on {self._input_topic}")
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Stop taking frames (the subscription goes; a frame in progress is not published)."""
+        self._stop_input()
+        self._state = INACTIVE
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        """Free the model and its GPU memory; configure loads it again."""
+        self._release()
+        return super().on_cleanup(state)
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_input()
+        self._release()
+        return super().on_shutdown(state)
+
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_input()
+        self._release()
+        return TransitionCallbackReturn.SUCCESS  # back to unconfigured
+
+    def _stop_input(self) -> None:
+        self._active = False
+        if self._subscription is not None:
+            self.destroy_subscription(self._subscription)
+            self._subscription = None
+        self._mailbox.clear()
+
+    def _release(self, wait_s: float | None = None) -> None:
+        """Stop the worker (waiting up to wait_s for a frame in progress; None: until it ends), drop the tracks
+        and the model: pipeline.close() frees its GPU memory (torch's and CuPy's pools)."""
+        self._mailbox.close()
+        worker, self._worker = self._worker, None
+        if worker is not None and worker is not threading.current_thread():
+            worker.join(timeout=wait_s)
+        pipeline, self._pipeline = self._pipeline, None
+        self._tracker = None
+        self._tracks_confirmed = 0
+        close = getattr(pipeline, "close", None)
+        if close is not None and not (worker is not None and worker.is_alive()):
+            close()  # (a worker still in a frame at shutdown keeps its model until it ends)
+        del pipeline
+        self._state = UNCONFIGURED
+
+    def _adopt_model(self) -> Config:
+        """The configuration for this configure: re-resolved when config or weights changed since the last one;
+        then the parameters that follow the model (class_names, and each tunable still at the old model's default)
+        take the new model's values."""
+        source = (self._str("config"), self._str("weights"))
+        if source == self._model_source:
+            return self._cfg
+        cfg = self._resolve(*source)
+        old_specs, self._specs = self._specs, {s.name: s for s in param_specs(cfg)}
+        changes = [Parameter(name, value=list(spec.default) if isinstance(spec.default, tuple) else spec.default)
+                   for name, spec in self._specs.items()
+                   if (name in FROM_MODEL or spec.reported) and spec.default != old_specs[name].default
+                   and (spec.reported or self.get_parameter(name).value == old_specs[name].default)]
+        self._reporting = True
+        try:
+            results = self.set_parameters(changes)
+        finally:
+            self._reporting = False
+        refused = [f"{p.name}: {r.reason}" for p, r in zip(changes, results) if not r.successful]
+        if refused:
+            self._specs = old_specs
+            raise ModelLoadError(f"the new model's defaults are refused: {'; '.join(refused)}")
+        self._model_source, self._cfg = source, cfg
+        return cfg
 
     # ------------------------------------------------------------------ logging of the core
     def _install_log_handler(self) -> RosLogHandler:
@@ -251,8 +384,11 @@ class PointGroupNode(Node):
         return int(self.get_parameter(name).value)
 
     def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
+        changes = {p.name: p.value for p in params}
+        if self._reporting:  # the node's own update at configure: reported values pass
+            changes = {k: v for k, v in changes.items() if not self._specs.get(k, SPECS_BY_NAME["config"]).reported}
         try:
-            settings = apply_changes(self._settings, {p.name: p.value for p in params}, self._specs)
+            settings = apply_changes(self._settings, changes, self._specs)
             if settings.gravity_frame or settings.tracking:
                 self._ensure_tf()
         except ParameterError as exc:
@@ -262,6 +398,10 @@ class PointGroupNode(Node):
             if old.tracking and (not settings.tracking or settings.tracking_frame != old.tracking_frame):
                 self._tracking_epoch += 1  # the tracks are forgotten before the next tracked frame
             self._settings = settings
+        later = sorted(k for k in changes if self._specs.get(k) is not None and self._specs[k].on_configure)
+        if later and self._state not in (UNCONFIGURED,) and not self._state.startswith("model failed"):
+            self.get_logger().info(f"{', '.join(later)} will apply at the next configure (now {self._state}: "
+                                   f"deactivate, cleanup, configure, activate)")
         return SetParametersResult(successful=True, reason="")
 
     def _ensure_tf(self) -> None:
@@ -296,46 +436,25 @@ class PointGroupNode(Node):
         except Exception:  # pragma: no cover - a context torn down under us
             return False
 
-    def _work(self, factory: PipelineFactory, cfg: Config) -> None:
+    def _work(self, pipeline: SegmentingPipeline, mailbox: LatestMailbox[Any]) -> None:
+        """The worker of one configure: segments the newest frame until its mailbox closes (cleanup, shutdown)."""
         try:
-            self._run_worker(factory, cfg)
+            processor = FrameProcessor(pipeline, self._kit)
+            while not mailbox.closed:
+                msg = mailbox.take(timeout=0.5)
+                if msg is not None:
+                    self._process(processor, pipeline, msg)
         except Exception:
             if self._alive():
                 raise
-            # the node went away under the worker (Ctrl-C while a frame or the model load was in progress): the
-            # error says only that; it must not end the process with a traceback
-
-    def _run_worker(self, factory: PipelineFactory, cfg: Config) -> None:
-        try:
-            pipeline = factory(cfg, self._str("weights"), self._str("device"), self._settings.max_points)
-        except Exception as exc:  # reported on /diagnostics, and main() ends the process with code 1
-            self._state = f"model failed to load: {exc}"
-            if self._alive():  # (after Ctrl-C, main waits no more, and /rosout is on a dead context)
-                self.get_logger().error(self._state)
-                self.failure.set_result(self._state)
-            return
-        if not self._alive():
-            return  # loaded after Ctrl-C (a daemon thread the process did not wait for): nothing more to do
-        processor = FrameProcessor(pipeline, self._kit)
-        self._device = str(getattr(pipeline, "device", self._device))
-        self._throughput.restart()  # a silent input is counted from here; clouds dropped while loading say nothing
-        self._state = "ready"
-        gravity = self._settings.gravity_frame
-        tracking = f"tracking in {self._settings.tracking_frame}" if self._settings.tracking else "tracking off"
-        self.get_logger().info(f"ready: config {self._config_source or '(from the weights)'}, device "
-                               f"{getattr(pipeline, 'device', '?')}, {len(pipeline.class_names)} classes, gravity "
-                               f"frame {gravity or '(the input frame)'}, {tracking}; waiting for clouds on "
-                               f"{self._input_topic}")
-        while not self._mailbox.closed:
-            msg = self._mailbox.take(timeout=0.5)
-            if msg is not None:
-                self._process(processor, pipeline, msg)
+            # the node went away under the worker (Ctrl-C while a frame was in progress): the error says only
+            # that; it must not end the process with a traceback
 
     def _process(self, processor: FrameProcessor, pipeline: SegmentingPipeline, msg: Any) -> None:
         """One frame. Nothing is published or logged through rclpy once shutdown began (_alive): checked before
         each, so that a frame Ctrl-C overtakes ends without a word."""
-        if not self._alive():
-            return
+        if not self._alive() or not self._active:
+            return  # shutting down, or deactivated since the frame came
         log = self.get_logger()
         with self._settings_lock:  # one consistent snapshot per frame
             settings, epoch = self._settings, self._tracking_epoch
@@ -501,16 +620,19 @@ class PointGroupNode(Node):
         try:
             stats = self._stats
             settings = self._settings
-            ready = self._state == "ready"
+            ready = self._state == READY
             listened = self._listened_outputs(settings)
             throughput = self._throughput.read()
             # a silent input or dropped frames say something only once the model runs (loading is WARN anyway)
             problems = (throughput_problems(throughput, self._input_topic, settings.diagnostics_stale_s,
                                             bool(listened), self._mailbox.dropped) if ready else [])
             advice = "; ".join(a for a in (self._frame_advice, self._tracking_advice) if a)
-            level = OK if ready and stats.last_frame_ok and not advice and not problems else WARN
             if self._state.startswith("model failed"):
                 level = ERROR
+            elif self._state in (UNCONFIGURED, INACTIVE):
+                level = OK  # brought down on purpose (lifecycle)
+            else:
+                level = OK if ready and stats.last_frame_ok and not advice and not problems else WARN
             message = self._state if stats.last_frame_ok else f"{self._state}; last frame: {stats.last_error}"
             message = "; ".join([message, *problems] + ([advice] if advice else []))
             values = stats.key_values(self._mailbox.dropped, self._mailbox.received)
@@ -538,13 +660,11 @@ class PointGroupNode(Node):
                 self.get_logger().error(f"diagnostics failed: {exc}", throttle_duration_sec=WARN_THROTTLE_S)
 
     def destroy_node(self) -> None:
-        """Stop the worker, then destroy the node. From the first line on the worker neither publishes nor logs
-        through rclpy; a frame in progress may finish within WORKER_JOIN_S, a model still loading is not waited
-        for (the worker is a daemon thread, and returns without a word when the load ends)."""
+        """Stop the worker, free the model, then destroy the node. From the first line on the worker neither
+        publishes nor logs through rclpy; a frame in progress may finish within WORKER_JOIN_S."""
         self._closing.set()
-        self._mailbox.close()
-        if self._worker.is_alive() and self._worker is not threading.current_thread():
-            self._worker.join(timeout=WORKER_JOIN_S)
+        self._active = False
+        self._release(wait_s=WORKER_JOIN_S)
         self._remove_log_handler()
         # a publish already under way ends before the publishers go (bounded: DDS never blocks a publish long)
         locked = self._publish_lock.acquire(timeout=WORKER_JOIN_S)
@@ -558,14 +678,15 @@ class PointGroupNode(Node):
 def main(args: list[str] | None = None, node_factory: Callable[[], PointGroupNode] | None = None) -> None:
     """Entry point of `ros2 run pointgroup_ros pointgroup_node`.
 
-    Spins until shutdown (Ctrl-C) or until the model fails to load: then, as when the node cannot be built at
-    all (bad configuration, weights or parameters), the reason is logged and the process exits with code 1, so
-    that `ros2 launch` reports it and respawn can act. node_factory: tests build the node with fakes.
+    Builds the node (unconfigured) and spins; with autostart it first configures and activates it. When the node
+    cannot be built (bad configuration, weights or parameters), or autostart's configure fails (the model cannot
+    be loaded), the reason is logged and the process exits with code 1, so that `ros2 launch` reports it (the
+    launch files then end the launch) and respawn can act. node_factory: tests build the node with fakes.
 
     Ctrl-C (SIGINT) at any moment ends the process with code 0 and no traceback, within ~3 s: rclpy's signal
     handler shuts the context down (spin then ends with ExternalShutdownException) and, chained to Python's,
-    raises KeyboardInterrupt in this thread (which also cuts short the configuration being read at start-up);
-    destroy_node waits at most WORKER_JOIN_S for the worker.
+    raises KeyboardInterrupt in this thread (which also cuts short a configuration being read or a model being
+    loaded); destroy_node waits at most WORKER_JOIN_S for the worker.
     """
     _interrupt_on_sigint()
     node: PointGroupNode | None = None
@@ -584,10 +705,13 @@ def main(args: list[str] | None = None, node_factory: Callable[[], PointGroupNod
             # Ctrl-C while the node was being built: rclpy refuses what followed (e.g. declaring a parameter
             # publishes a parameter event, on a context already shut down); nothing to report
         else:
-            rclpy.spin_until_future_complete(node, node.failure)
-            if node.failure.done():
-                node.get_logger().fatal("exiting with code 1: the model failed to load (see above)")
-                code = 1
+            if node.autostart and not node.start():
+                if rclpy.ok():
+                    node.get_logger().fatal("exiting with code 1: autostart could not configure and activate the "
+                                            "node (see above)")
+                    code = 1
+            else:
+                rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:

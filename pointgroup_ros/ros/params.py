@@ -10,6 +10,7 @@ without ROS.
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -27,6 +28,7 @@ RANGE_LIMIT = (0.0, 1_000.0)  # metres, min_range / max_range
 TF_TIMEOUT_RANGE = (0.0, 10.0)  # seconds
 LIFETIME_RANGE = (0.0, 3_600.0)  # seconds
 STALE_RANGE = (0.0, 3_600.0)  # seconds, diagnostics_stale_s
+DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:[0-9]+)?")
 FRAMES_MAX = 10_000  # upper bound of the tracking frame-count parameters' ranges
 _TRACKING_DEFAULTS = TrackerConfig()
 # tracking_* parameter -> TrackerConfig key: the thresholds that are safe to change between frames (the others,
@@ -55,6 +57,8 @@ class ParamSpec:
     int_range: tuple[int, int] | None = None  # inclusive, step 1, for IntegerRange
     choices: tuple[str, ...] | None = None
     in_params_file: bool = True  # False for values the node reports but nobody sets (class_names)
+    on_configure: bool = False  # settable any time, applied at the next configure (the model's source)
+    reported: bool = False  # set by the node itself (class_names at configure); refused from outside
 
     @property
     def kind(self) -> type:
@@ -77,16 +81,20 @@ def param_specs(cfg: Config | None = None, class_names: tuple[str, ...] | None =
     g, p, pre = cfg.grouping, cfg.postprocess, cfg.preprocess
     names = tuple(class_names if class_names is not None else cfg.data.class_names)
     return (
+        ParamSpec("autostart", False, "Configure and activate at start-up (load the model, take clouds); false: "
+                  "wait in the unconfigured state for `ros2 lifecycle set NODE configure` (the launch files pass "
+                  "their autostart argument, true by default)", read_only=True),
         ParamSpec("config", "", "Configuration: empty = the one stored in the weights (the shipped demo model's "
                   "when weights are empty too); or a preset name (synthetic, scannet, s3dis) or a config YAML path, "
-                  "which must fit the weights. It gives the classes, the network shape and the tunables' defaults",
-                  read_only=True),
+                  "which must fit the weights. It gives the classes, the network shape and the tunables' defaults. "
+                  "Applied at the next configure", on_configure=True),
         ParamSpec("weights", "", "Path of the model checkpoint (.pth); empty: the shipped demo model when it fits "
-                  "the configuration (the synthetic preset), else random weights (warned)", read_only=True),
-        ParamSpec("device", "auto", "Torch device: auto (CUDA when available, else CPU), cpu, cuda or cuda:N",
-                  read_only=True),
-        ParamSpec("class_names", names, "Semantic class names of the loaded model (reported, not settable)",
-                  read_only=True, in_params_file=False),
+                  "the configuration (the synthetic preset), else random weights (warned). Applied at the next "
+                  "configure", on_configure=True),
+        ParamSpec("device", "auto", "Torch device: auto (CUDA when available, else CPU), cpu, cuda or cuda:N. "
+                  "Applied at the next configure", on_configure=True),
+        ParamSpec("class_names", names, "Semantic class names of the loaded model (reported by the node, "
+                  "not settable)", in_params_file=False, reported=True),
         ParamSpec("gravity_frame", "", "TF frame whose +z is up (e.g. base_link, map): the cloud is rotated into it "
                   "(tf2 lookup at the cloud's stamp) before the network, and detections, markers and instances are "
                   "published in it; empty: the input frame is taken as gravity-aligned (no TF)"),
@@ -275,7 +283,12 @@ def apply_changes(settings: NodeSettings, changes: Mapping[str, Any],
             continue
         if spec.read_only:
             raise ParameterError(f"{name} is read-only (restart the node to change it)")
-        values[name] = check_value(spec, value)
+        if spec.reported:
+            raise ParameterError(f"{name} is reported by the node (the loaded model's), not set")
+        value = check_value(spec, value)
+        if name == "device" and not DEVICE_PATTERN.fullmatch(value):
+            raise ParameterError(f"device: must be auto, cpu, cuda or cuda:N, got {value!r}")
+        values[name] = value
     for key in ("gravity_frame", "tracking_frame"):
         if key in changes:
             frame = normalize_frame(values[key])

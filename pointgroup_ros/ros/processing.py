@@ -203,6 +203,11 @@ class LatestMailbox(Generic[T]):
             item, self._item = self._item, None
             return None if self._closed else item
 
+    def clear(self) -> None:
+        """Forget an item not yet taken (the input stopped: it is not worth segmenting any more)."""
+        with self._cond:
+            self._item = None
+
     def close(self) -> None:
         with self._cond:
             self._closed = True

@@ -88,3 +88,35 @@ def test_dual_set_and_nms_on_gpu_match_cpu(realdata):
     scores = torch.rand(cpu.num_proposals, generator=torch.Generator().manual_seed(0))
     for args in ((0.3, 0.09, 100), (0.1, 0.0, 0)):
         assert torch.equal(nms(gpu, scores.cuda(), *args).cpu(), nms(cpu, scores, *args))
+
+
+def test_cupy_allocates_from_torch_after_grouping_torch_tensors():
+    """One pool: after cluster_points on CUDA tensors, a CuPy array is torch memory, and is given back to torch."""
+    import os
+
+    import cupy
+
+    from pointgroup_ros.clustering import gpu
+
+    if os.environ.get(gpu.ALLOCATOR_ENV, "").strip().lower() == "cupy":
+        pytest.skip(f"{gpu.ALLOCATOR_ENV}=cupy keeps CuPy's own pool")
+    xyz, labels, radius, min_points = random_cloud(7, n_max=5000)
+    got = cluster_points(torch.from_numpy(xyz).cuda(), torch.from_numpy(labels).cuda(), radius, min_points)
+    assert np.array_equal(got.cpu().numpy(), cluster_points(xyz, labels, radius, min_points))
+    shared, why = gpu.allocator_status()
+    assert shared, why
+    assert gpu.share_torch_allocator() is True  # idempotent
+    torch.cuda.synchronize()
+    before = torch.cuda.memory_allocated()
+    pool_before = cupy.get_default_memory_pool().used_bytes()
+    size = 64 * 2**20
+    array = cupy.zeros(size, dtype=cupy.uint8)
+    assert torch.cuda.memory_allocated() - before >= size
+    assert cupy.get_default_memory_pool().used_bytes() == pool_before  # nothing from CuPy's own pool
+    assert int(array.sum()) == 0
+    del array
+    torch.cuda.synchronize()
+    assert torch.cuda.memory_allocated() - before < size  # freed into torch's pool (allocated no more)
+    # the grouping keeps giving the same answers from torch's memory
+    again = cluster_points(cupy.asarray(xyz), cupy.asarray(labels), radius, min_points)
+    assert np.array_equal(cupy.asnumpy(again), cluster_points(xyz, labels, radius, min_points))

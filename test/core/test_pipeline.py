@@ -204,3 +204,19 @@ def test_a_gravity_transform_must_be_rigid() -> None:
     pipe = forced_pipeline()
     with pytest.raises(ValueError, match="gravity_transform"):
         pipe.segment(blobs(), gravity_transform=np.diag([2.0, 1.0, 1.0, 1.0]))
+
+
+def test_close_drops_the_model() -> None:
+    """The node's lifecycle cleanup: close() gives the model up (on a GPU also torch's and CuPy's cached memory);
+    the weights are really gone (no reference left), and segment() refuses afterwards."""
+    import gc
+    import weakref
+
+    pipe = Pipeline(CFG, None, device="cpu", warmup=False)
+    assert pipe.segment(blobs()).num_instances >= 0
+    model = weakref.ref(pipe.model)
+    pipe.close()
+    gc.collect()
+    assert model() is None
+    with pytest.raises(RuntimeError, match="closed"):
+        pipe.segment(blobs())

@@ -50,3 +50,30 @@ def test_gpu_pipeline_on_robot_input_agrees_with_the_cpu() -> None:
     assert empty.num_instances == 0 and empty.frame == "gravity"
     nan = gpu_pipe.segment(np.full((100, 3), np.nan, np.float32))
     assert np.all(nan.semantic == -1)
+
+
+def test_gpu_report_measurements_on_a_small_frame(tmp_path) -> None:
+    """The measuring half of `pointgroup-ros gpu-report` (tools/gpu_report.py) on a small frame, both precisions."""
+    import json
+    import os
+
+    from pointgroup_ros.clustering.gpu import ALLOCATOR_ENV, allocator_status
+    from pointgroup_ros.tools import gpu_report as gr
+
+    grouping = gr.grouping_figures([20_000], repeat=2)
+    assert grouping[0]["points"] == 20_000 and grouping[0]["P + Q"] > 0 and grouping[0]["device"] == "cuda"
+    rows, model = gr.pipeline_figures("scannet", None, "cuda", [20_000], ["fp32", "fp16"], repeat=2)
+    assert "random initialisation" in model and [r["precision"] for r in rows] == ["fp32", "fp16"]
+    for row in rows:
+        assert row["points"] == 20_000 and 0 < row["network_points"] <= 20_000
+        assert row["total_ms"] >= row["stages_ms"]["pipeline"] > 0
+        assert {"decode", "backbone", "grouping", "build/labeled_points", "build/instances"} <= set(row["stages_ms"])
+        assert row["peak_gpu_bytes"] >= row["peak_torch_bytes"] > 0
+    if os.environ.get(ALLOCATOR_ENV, "torch") != "cupy":
+        assert allocator_status()[0] and all(r["cupy_pool_bytes"] == 0 for r in rows)
+    info = gr.machine_info(__import__("torch").device("cuda", 0))
+    assert info["gpu"] and info["torch CUDA"] and info["CuPy"]
+    report = {"machine": info, "grouping": grouping, "pipeline": rows, "repeat": 2,
+              "goals": gr.evaluate_goals(grouping, rows), "notes": gr.report_notes(info, None, allocator_status()[1])}
+    md, js = gr.write_report(report, tmp_path)
+    assert json.loads(js.read_text())["machine"]["gpu"] == info["gpu"] and md.read_text().startswith("# GPU report")

@@ -2,8 +2,8 @@
 
     python shutdown_node_entry.py [--resolve-s S] [--load-s S] [--frame-s S]
 
-The model resolver (main thread, while the node is built) sleeps --resolve-s, the pipeline factory (the worker,
-after rclpy.init) --load-s, and each frame's segment() --frame-s; each prints a marker line first (RESOLVING,
+The model resolver (main thread, while the node is built) sleeps --resolve-s, the pipeline factory (autostart's
+configure, main thread) --load-s, and each frame's segment() --frame-s; each prints a marker line first (RESOLVING,
 LOADING, FRAME STARTED) and one when it is done (RESOLVED, LOADED, FRAME DONE), so a test knows which moment its
 SIGINT hits. The pipeline finds no instances (the synthetic preset's classes); it does not import torch, so
 the process starts in about a second. Run with the environment of
@@ -43,7 +43,11 @@ def main(argv: list[str] | None = None) -> None:
     generated = interfaces_dir(Path(sys.prefix))
     if (generated / "msg").is_dir() and str(generated) not in pointgroup_ros.__path__:
         pointgroup_ros.__path__.append(str(generated))
+    from rclpy.parameter import Parameter
+
     from pointgroup_ros.ros import node as node_module
+
+    autostart = Parameter("autostart", value=True)  # as the launch files start it: configure + activate
 
     class NoInstances:
         """pointgroup_ros.pipeline.Segmentation.empty's fields, without importing the pipeline (torch: seconds
@@ -100,7 +104,8 @@ def main(argv: list[str] | None = None) -> None:
         return SlowPipeline(cfg)
 
     node_module.main(node_factory=lambda: node_module.PointGroupNode(pipeline_factory=factory,
-                                                                     model_resolver=resolver))
+                                                                     model_resolver=resolver,
+                                                                     parameter_overrides=[autostart]))
     _say("MAIN RETURNED")
 
 

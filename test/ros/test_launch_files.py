@@ -40,7 +40,9 @@ def launch_file(monkeypatch: pytest.MonkeyPatch) -> Any:
     fakes = {
         "launch": types.SimpleNamespace(LaunchContext=object, LaunchDescription=_Action),
         "launch.actions": types.SimpleNamespace(DeclareLaunchArgument=_Action, OpaqueFunction=_Action,
-                                                IncludeLaunchDescription=_Action),
+                                                IncludeLaunchDescription=_Action, RegisterEventHandler=_Action,
+                                                Shutdown=_Action),
+        "launch.event_handlers": types.SimpleNamespace(OnProcessExit=_Action),
         "launch.launch_description_sources": types.SimpleNamespace(PythonLaunchDescriptionSource=_Action),
         "launch.substitutions": types.SimpleNamespace(LaunchConfiguration=_LaunchConfiguration,
                                                       PathJoinSubstitution=_Action),
@@ -74,19 +76,19 @@ def test_node_launch_overrides_only_what_is_given(launch_file: Any) -> None:
     module = launch_file("pointgroup.launch.py")
     run = _opaque(module.generate_launch_description())
     base = {"params_file": "p.yaml", "input_topic": "/points", "namespace": ""}
-    (node,) = run(_context(**base, config="", weights="", device="", gravity_frame="", use_sim_time="",
-                           log_level=""))
+    (node, _) = run(_context(**base, config="", weights="", device="", gravity_frame="", use_sim_time="",
+                             log_level="", autostart=""))
     assert len(node.kwargs["parameters"]) == 1 and node.kwargs["arguments"] == []
-    (node,) = run(_context(**base, config="scannet", weights="/w.pth", device="cpu", gravity_frame="base_link",
-                           use_sim_time="true", log_level="debug"))
+    (node, _) = run(_context(**base, config="scannet", weights="/w.pth", device="cpu", gravity_frame="base_link",
+                             use_sim_time="true", log_level="debug", autostart="true"))
     assert node.kwargs["parameters"][1] == {"config": "scannet", "weights": "/w.pth", "device": "cpu",
-                                            "gravity_frame": "base_link", "use_sim_time": True}
+                                            "gravity_frame": "base_link", "use_sim_time": True, "autostart": True}
     assert node.kwargs["arguments"] == ["--ros-args", "--log-level", "debug"]
-    (node,) = run(_context(**base, use_sim_time="False"))
-    assert node.kwargs["parameters"][1] == {"use_sim_time": False}
+    (node, _) = run(_context(**base, use_sim_time="False", autostart="false"))
+    assert node.kwargs["parameters"][1] == {"use_sim_time": False, "autostart": False}
     with pytest.raises(ValueError, match="use_sim_time"):
         run(_context(**base, use_sim_time="maybe"))
-    (node,) = run(_context(**base, tracking="true", tracking_frame="map"))
+    (node, _) = run(_context(**base, tracking="true", tracking_frame="map"))
     assert node.kwargs["parameters"][1] == {"tracking": True, "tracking_frame": "map"}
     with pytest.raises(ValueError, match="tracking must be true or false"):
         run(_context(**base, tracking="sometimes"))
@@ -123,3 +125,20 @@ def test_package_xml_declares_every_package_the_launch_files_start() -> None:
                for m in re.findall(r'package="([A-Za-z0-9_]+)"', path.read_text())}
     assert {"rviz2", "rqt_reconfigure"} <= started
     assert started - {"pointgroup_ros"} <= declared, sorted(started - declared - {"pointgroup_ros"})
+
+
+def test_node_launch_autostarts_and_ends_when_the_node_fails(launch_file: Any) -> None:
+    """autostart defaults to true (the node configures and activates itself); a node that exits with an error
+    (its configure failed) ends the launch with a reason, a clean exit (Ctrl-C) does not."""
+    module = launch_file("pointgroup.launch.py")
+    description = module.generate_launch_description()
+    (autostart,) = [a for a in description.args[0] if a.args and a.args[0] == "autostart"]
+    assert autostart.kwargs["default_value"] == "true"
+    run = _opaque(description)
+    (node, handler) = run(_context(params_file="p.yaml", input_topic="/points", namespace="", autostart="true"))
+    (on_exit,) = handler.args
+    assert on_exit.kwargs["target_action"] is node
+    end = on_exit.kwargs["on_exit"]
+    assert end(types.SimpleNamespace(returncode=0), None) == []
+    (shutdown,) = end(types.SimpleNamespace(returncode=1), None)
+    assert "exited with code 1" in shutdown.kwargs["reason"] and "could not start" in shutdown.kwargs["reason"]

@@ -10,6 +10,7 @@ sources (test_ros_static_check.py).
 """
 from __future__ import annotations
 
+import enum
 import logging
 import sys
 import threading
@@ -245,8 +246,111 @@ class _Node:
     def resolve_topic_name(self, topic: str) -> str:
         return topic.replace("~", self.get_fully_qualified_name())
 
+    def destroy_subscription(self, subscription: Any) -> None:
+        self.subs = {topic: cb for topic, cb in self.subs.items() if cb is not subscription}
+
+    def set_parameters(self, params: list[_Param]) -> list[_Result]:
+        return [self.set_parameters_atomically({p.name: p.value}) for p in params]
+
     def destroy_node(self) -> None:
         pass
+
+
+class _Return(enum.Enum):
+    """rclpy.lifecycle.TransitionCallbackReturn."""
+
+    SUCCESS = "success"
+    FAILURE = "failure"
+    ERROR = "error"
+
+
+class _LifecyclePublisher(_Publisher):
+    """Publishes only while enabled (the node active), as rclpy's LifecyclePublisher; drops are counted."""
+
+    def __init__(self, topic: str) -> None:
+        super().__init__(topic)
+        self.enabled = False
+        self.dropped = 0
+
+    def publish(self, msg: Any) -> None:
+        if not self.enabled:
+            self.dropped += 1
+            return
+        super().publish(msg)
+
+
+# lifecycle transition -> (from states, to state, callback)
+_TRANSITIONS = {"configure": (("unconfigured",), "inactive", "on_configure"),
+                "activate": (("inactive",), "active", "on_activate"),
+                "deactivate": (("active",), "inactive", "on_deactivate"),
+                "cleanup": (("inactive",), "unconfigured", "on_cleanup"),
+                "shutdown": (("unconfigured", "inactive", "active"), "finalized", "on_shutdown")}
+
+
+class _LifecycleNode(_Node):
+    """rclpy.lifecycle.LifecycleNode's slice: the state machine, trigger_* and managed publishers."""
+
+    def __init__(self, name: str, **kwargs: Any) -> None:
+        super().__init__(name, **kwargs)
+        self.lifecycle_state = "unconfigured"
+
+    def create_lifecycle_publisher(self, msg_type: Any, topic: str, qos: Any) -> _LifecyclePublisher:
+        self.pubs[topic] = _LifecyclePublisher(topic)
+        return self.pubs[topic]
+
+    def _transition(self, name: str) -> _Return:
+        sources, target, callback = _TRANSITIONS[name]
+        if self.lifecycle_state not in sources:
+            raise AssertionError(f"no transition {name} from {self.lifecycle_state}")
+        start = self.lifecycle_state
+        result = getattr(self, callback)(types.SimpleNamespace(label=start))
+        if result == _Return.SUCCESS:
+            self.lifecycle_state = target
+        elif result == _Return.FAILURE:
+            self.lifecycle_state = start
+        else:
+            handled = self.on_error(types.SimpleNamespace(label=start))
+            self.lifecycle_state = "unconfigured" if handled == _Return.SUCCESS else "finalized"
+        return result
+
+    def trigger_configure(self) -> _Return:
+        return self._transition("configure")
+
+    def trigger_activate(self) -> _Return:
+        return self._transition("activate")
+
+    def trigger_deactivate(self) -> _Return:
+        return self._transition("deactivate")
+
+    def trigger_cleanup(self) -> _Return:
+        return self._transition("cleanup")
+
+    def trigger_shutdown(self) -> _Return:
+        return self._transition("shutdown")
+
+    def _managed(self, enabled: bool) -> _Return:
+        for pub in self.pubs.values():
+            if isinstance(pub, _LifecyclePublisher):
+                pub.enabled = enabled
+        return _Return.SUCCESS
+
+    def on_configure(self, state: Any) -> _Return:
+        return _Return.SUCCESS
+
+    def on_activate(self, state: Any) -> _Return:
+        return self._managed(True)
+
+    def on_deactivate(self, state: Any) -> _Return:
+        return self._managed(False)
+
+    def on_cleanup(self, state: Any) -> _Return:
+        return _Return.SUCCESS
+
+    def on_shutdown(self, state: Any) -> _Return:
+        return self._managed(False)
+
+    def on_error(self, state: Any) -> _Return:
+        return _Return.SUCCESS
 
 
 def _message_module(package: str) -> types.ModuleType:
@@ -280,6 +384,8 @@ def node_module(monkeypatch: pytest.MonkeyPatch) -> Any:
                                          TransformException=_TransformException,
                                          LookupException=_LookupException),
         "rclpy.node": types.SimpleNamespace(Node=_Node),
+        "rclpy.lifecycle": types.SimpleNamespace(LifecycleNode=_LifecycleNode, LifecycleState=types.SimpleNamespace,
+                                                 TransitionCallbackReturn=_Return),
         "rclpy.parameter": types.SimpleNamespace(Parameter=_Param),
         "rclpy.publisher": types.SimpleNamespace(Publisher=_Publisher),
         "rclpy.qos": qos,
@@ -322,9 +428,11 @@ def _make_node(node_module: Any, overrides: dict[str, Any] | None = None, **kwar
 
     kwargs.setdefault("pipeline_factory", factory)
     kwargs.setdefault("model_resolver", _synthetic)
+    start = kwargs.pop("start", True)
     node = node_module.PointGroupNode(parameter_overrides={"score_threshold": 0.0, "cluster_min_points": 10,
                                                            **(overrides or {})}, **kwargs)
-    _wait(lambda: any("ready" in line for _, line in node.logger.lines) or not node._worker.is_alive())
+    if start:
+        node.start()  # configure + activate (autostart)
     node.fake_pipeline = made[0] if made else None
     return node
 
@@ -388,7 +496,10 @@ def test_fake_rclpy_node_flow(node_module: Any) -> None:
         assert node.pubs["~/markers"].sent[0].markers[0].action == 3
 
         # parameters: read-only refused, invalid refused with reason, valid applied from the next frame
-        assert not node.set_parameters_atomically({"device": "cpu"}).successful
+        assert not node.set_parameters_atomically({"input_depth": 2}).successful
+        assert not node.set_parameters_atomically({"class_names": ["x"]}).successful  # reported, not set
+        refused = node.set_parameters_atomically({"device": "gpu0"})
+        assert not refused.successful and "cuda:N" in refused.reason
         bad = node.set_parameters_atomically({"nms_iou_threshold": 1.5})
         assert not bad.successful and "nms_iou_threshold" in bad.reason
         assert node.set_parameters_atomically({"cluster_min_points": 10 ** 6, "publish_markers": False}).successful
@@ -420,9 +531,10 @@ def test_fake_rclpy_node_flow(node_module: Any) -> None:
         assert "time ms: decode" in values and float(values["input age ms (last frame, at publish)"]) > 0
         assert status.level == b"\x00" and status.message == "ready"
         assert status.name == "/pointgroup" and status.hardware_id == "cpu"  # the pipeline's device
+        worker = node._worker
     finally:
         node.destroy_node()
-    assert not node._worker.is_alive()
+    assert not worker.is_alive()
 
 
 def _broken_factory(cfg: Any, weights: str, device: str, max_points: int) -> Any:
@@ -430,13 +542,20 @@ def _broken_factory(cfg: Any, weights: str, device: str, max_points: int) -> Any
 
 
 def test_fake_rclpy_model_failure_is_reported(node_module: Any) -> None:
-    node = node_module.PointGroupNode(pipeline_factory=_broken_factory, model_resolver=_synthetic)
+    """A configure that cannot load the model fails with the reason (ERROR on /diagnostics) and leaves the node
+    unconfigured; once the cause is gone, configure succeeds."""
+    factories = [_broken_factory, lambda cfg, *args: FakePipeline(cfg)]
+    node = node_module.PointGroupNode(pipeline_factory=lambda *args: factories[0](*args), model_resolver=_synthetic)
     try:
-        _wait(lambda: not node._worker.is_alive())
+        assert not node.start() and node.lifecycle_state == "unconfigured"  # main() exits with code 1 on this
         status, _ = _diagnostics(node)
         assert status.level == b"\x02" and "no such checkpoint" in status.message
-        assert any(level == "error" for level, _ in node.logger.lines)
-        assert node.failure.done() and "no such checkpoint" in node.failure.result()  # main() exits on this
+        assert node.logger.count("error", "model failed to load: no such checkpoint") == 1
+        assert node._worker is None and node._pipeline is None
+        factories.pop(0)
+        assert node.start() and node.lifecycle_state == "active"
+        status, _ = _diagnostics(node)
+        assert status.level == b"\x00" and status.message == "ready"
     finally:
         node.destroy_node()
 
@@ -627,7 +746,7 @@ def test_fake_rclpy_configuration_from_the_weights(node_module: Any) -> None:
 
     def resolver(config: str, weights: str) -> Config:
         asked.append((config, weights))
-        return load_config("scannet")  # what the checkpoint stores
+        return load_config("s3dis" if "s3dis" in weights else "scannet")  # what the checkpoint stores
 
     built: list[Config] = []
 
@@ -638,7 +757,7 @@ def test_fake_rclpy_configuration_from_the_weights(node_module: Any) -> None:
     node = node_module.PointGroupNode(pipeline_factory=factory, model_resolver=resolver,
                                       parameter_overrides={"weights": "/models/scannet.pth"})
     try:
-        _wait(lambda: any("ready" in line for _, line in node.logger.lines))
+        assert node.start()
         assert asked == [("", "/models/scannet.pth")]
         assert node.get_parameter("class_names").value == list(SCANNET20_CLASSES)
         scannet = load_config("scannet")
@@ -646,6 +765,22 @@ def test_fake_rclpy_configuration_from_the_weights(node_module: Any) -> None:
         assert node.get_parameter("voxel_size").value == scannet.voxel_size
         assert built == [scannet]
         assert any("(from the weights)" in line and "20 classes" in line for _, line in node.logger.lines)
+
+        # other weights: accepted at once, applied at the next configure; the parameters that follow the model
+        # take the new model's values unless the user set them
+        assert node.set_parameters_atomically({"weights": "/models/s3dis.pth", "cluster_radius": 0.07}).successful
+        assert node.logger.count("info", "weights will apply at the next configure") == 1
+        assert len(built) == 1 and node.get_parameter("class_names").value == list(SCANNET20_CLASSES)
+        assert node.trigger_deactivate() == node_module.TransitionCallbackReturn.SUCCESS
+        assert node.trigger_cleanup() == node_module.TransitionCallbackReturn.SUCCESS
+        assert node.start()
+        s3dis = load_config("s3dis")
+        assert asked[-1] == ("", "/models/s3dis.pth") and built[-1] == s3dis
+        assert node.get_parameter("class_names").value == list(s3dis.data.class_names)
+        threshold = s3dis.postprocess.score_threshold
+        assert node.get_parameter("score_threshold").value == threshold != scannet.postprocess.score_threshold
+        assert node.get_parameter("cluster_radius").value == 0.07 == node._settings.grouping.radius  # the user's
+        assert node._settings.postprocess.score_threshold == threshold
     finally:
         node.destroy_node()
 
@@ -658,26 +793,33 @@ def test_fake_rclpy_main_exits_non_zero_when_the_model_cannot_load(node_module: 
     with pytest.raises(SystemExit) as exit_info:
         node_module.main([], node_factory=lambda: node_module.PointGroupNode(
             pipeline_factory=_broken_factory, model_resolver=unresolvable,
-            parameter_overrides={"weights": "/nope.pth"}))
+            parameter_overrides={"weights": "/nope.pth", "autostart": True}))
     assert exit_info.value.code == 1
     assert ROOT_LOGGER.count("fatal", "cannot load the model") == 1
     assert ROOT_LOGGER.count("fatal", "no such file: /nope.pth") == 1
 
-    # when the worker builds the pipeline: the node does not idle, main returns with code 1
+    # autostart's configure cannot build the pipeline: the node does not idle, main returns with code 1
     made: list[Any] = []
 
-    def factory() -> Any:
-        made.append(node_module.PointGroupNode(pipeline_factory=_broken_factory, model_resolver=_synthetic))
+    def factory(autostart: bool = True) -> Any:
+        made.append(node_module.PointGroupNode(pipeline_factory=_broken_factory, model_resolver=_synthetic,
+                                               parameter_overrides={"autostart": autostart}))
         return made[-1]
 
     start = time.monotonic()
     with pytest.raises(SystemExit) as exit_info:
         node_module.main([], node_factory=factory)
     assert exit_info.value.code == 1 and time.monotonic() - start < 9.0
-    (node,) = made
-    assert not node._worker.is_alive()
+    node = made[-1]
+    assert node._worker is None and node.lifecycle_state == "unconfigured"
     assert node.logger.count("error", "model failed to load: no such checkpoint: /nope.pth") == 1
     assert node.logger.count("fatal", "exiting with code 1") == 1
+
+    # without autostart nothing is loaded: the node waits unconfigured (main spins; the stand-in returns at once)
+    node_module.main([], node_factory=lambda: factory(autostart=False))
+    node = made[-1]
+    assert node.lifecycle_state == "unconfigured" and node.logger.count("error", "model failed") == 0
+    assert node.logger.count("info", "ros2 lifecycle set /pointgroup configure") == 1
 
 
 def test_fake_rclpy_core_logging_reaches_the_node_logger(node_module: Any) -> None:
@@ -970,11 +1112,17 @@ def test_fake_rclpy_diagnostics_silent_while_loading_counts_from_ready(node_modu
 
     node = node_module.PointGroupNode(pipeline_factory=slow_factory, model_resolver=_synthetic, monotonic=clock)
     try:
+        status, _ = _diagnostics(node)
+        assert status.level == b"\x00" and status.message == "unconfigured (no model loaded)"
+        starting = threading.Thread(target=node.start)  # a multi-threaded executor runs the timer meanwhile
+        starting.start()
         clock.advance(30.0)
         status, _ = _diagnostics(node)
-        assert status.level == b"\x01" and status.message == "loading model"  # no silence warning while loading
+        # no silence warning while loading
+        assert status.level == b"\x01" and status.message == "configuring: loading the model"
         gate.set()
-        _wait(lambda: node._state == "ready")
+        starting.join(10.0)
+        assert node._state == "ready"
         clock.advance(4.0)
         status, values = _diagnostics(node)
         assert status.level == b"\x00" and values["seconds since last cloud"] == "never"
@@ -1068,14 +1216,14 @@ def test_fake_rclpy_frame_ending_after_destroy_is_not_published(node_module: Any
         node.subs["~/input/points"](_rclpy_cloud())
         assert pipeline.entered.wait(10.0)
         before, lines = _sent(node), len(node.logger.lines)
-        start = time.monotonic()
+        start, worker = time.monotonic(), node._worker
         node.destroy_node()
         assert time.monotonic() - start < node_module.WORKER_JOIN_S + 0.5  # not the frame's (gated) length
-        assert node._worker.is_alive()  # still in segment()
+        assert worker.is_alive()  # still in segment()
     finally:
         pipeline.gate.set()
-    node._worker.join(5.0)
-    assert not node._worker.is_alive()
+    worker.join(5.0)
+    assert not worker.is_alive()
     assert _sent(node) == before and node.logger.lines[lines:] == []
     assert node._stats.frames_processed == 0 and node._stats.frames_failed == 0
 
@@ -1095,36 +1243,33 @@ def test_fake_rclpy_frame_after_ctrl_c_is_not_published(node_module: Any) -> Non
         assert _sent(node) == before and node.logger.lines[lines:] == []
         node.timers[0]()  # the diagnostics timer, had the executor still run it
         assert _sent(node) == before and node.logger.lines[lines:] == []
+        worker = node._worker
     finally:
         pipeline.gate.set()
         node.destroy_node()
-    assert not node._worker.is_alive()
+    assert not worker.is_alive()
 
 
 @pytest.mark.parametrize("fails", [False, True], ids=["loads", "fails"])
-def test_fake_rclpy_model_load_is_not_waited_for(node_module: Any, fails: bool) -> None:
-    """Ctrl-C while the model loads: destroy_node returns after WORKER_JOIN_S (the worker is a daemon thread);
-    a load that ends afterwards logs nothing ("ready" or the failure), sets no failure and starts no work."""
-    gate = threading.Event()
+def test_fake_rclpy_model_loaded_after_ctrl_c_starts_nothing(node_module: Any, fails: bool) -> None:
+    """Ctrl-C while configure loads the model (rclpy's signal handler shuts the context down): a load that ends
+    afterwards logs nothing ("configured" or the failure), starts no worker and publishes nothing."""
+    node: Any = None
 
     def slow_factory(cfg: Config, weights: str, device: str, max_points: int) -> FakePipeline:
-        gate.wait(10.0)
+        node.context_ok = False  # Ctrl-C now
         if fails:
             raise FileNotFoundError("no such checkpoint: /nope.pth")
         return FakePipeline(cfg)
 
     node = node_module.PointGroupNode(pipeline_factory=slow_factory, model_resolver=_synthetic)
     try:
-        assert node._worker.daemon
-        start = time.monotonic()
-        node.destroy_node()
-        assert time.monotonic() - start < node_module.WORKER_JOIN_S + 0.5
-        assert node._worker.is_alive()
+        lines = len(node.logger.lines)
+        assert node.trigger_configure() == node_module.TransitionCallbackReturn.FAILURE
+        assert node._worker is None and node._pipeline is None
+        assert node.logger.lines[lines:] == []
     finally:
-        gate.set()
-    node._worker.join(5.0)
-    assert not node._worker.is_alive()
-    assert node.logger.lines == [] and not node.failure.done()
+        node.destroy_node()
     assert _sent(node) == {topic: 0 for topic in node.pubs}
 
 

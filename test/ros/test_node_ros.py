@@ -65,6 +65,7 @@ def ros_graph() -> Iterator[tuple[PointGroupNode, Node]]:
         # the synthetic preset (the demo model's configuration) without reading a checkpoint
         node = PointGroupNode(pipeline_factory=lambda cfg, weights, device, max_points: FakePipeline(cfg),
                               model_resolver=lambda config, weights: load_config(config or "synthetic"))
+        assert node.start()  # configure + activate, as autostart does
         tester = rclpy.create_node("pointgroup_tester")
         executor = MultiThreadedExecutor()
         executor.add_node(node)
@@ -210,8 +211,12 @@ def test_node_end_to_end(ros_graph: tuple[PointGroupNode, Node]) -> None:
     # invalid values and read-only parameters are refused with a reason; the old value stays
     (bad,) = _set(tester, score_threshold=2.0)
     assert not bad.successful and "score_threshold" in bad.reason
-    (ro,) = _set(tester, device="cpu")
-    assert not ro.successful
+    (ro,) = _set(tester, input_depth=3)
+    assert not ro.successful and "read-only" in ro.reason
+    (reported,) = _set(tester, class_names=["x"])
+    assert not reported.successful and "reported by the node" in reported.reason
+    (later,) = _set(tester, device="cpu")  # the model's source: accepted, applied at the next configure
+    assert later.successful and node._device == "cpu"
     assert node.get_parameter("score_threshold").value == pytest.approx(0.09)
     (shifted,) = _set(tester, cluster_radius_shifted=0.02)
     assert shifted.successful, shifted.reason
@@ -511,3 +516,59 @@ def test_tracking_gives_the_same_ids_in_consecutive_frames(ros_graph: tuple[Poin
     _wait(tracked, "tracks confirmed in /diagnostics")
     (result,) = _set(tester, tracking=False)
     assert result.successful, result.reason
+
+
+def test_lifecycle_transitions_through_the_services(ros_graph: tuple[PointGroupNode, Node]) -> None:
+    """`ros2 lifecycle set` by hand, through the node's services: deactivate stops the outputs (and the input
+    subscription), activate brings them back, cleanup drops the model (on the CPU: the pipeline object is gone),
+    configure loads a new one; /diagnostics says the state throughout."""
+    import gc
+    import weakref
+
+    from lifecycle_msgs.msg import Transition
+    from lifecycle_msgs.srv import ChangeState, GetState
+
+    from pointgroup_ros.ros.cloud import encode_cloud
+
+    node, tester = ros_graph
+    kit, outputs, pub = _wire(tester)
+    xyz, rgb = _blobs()
+    cloud = encode_cloud(kit, kit.make("std_msgs/msg/Header", frame_id="camera"), xyz, rgb, height=40)
+
+    def change(label: str) -> bool:
+        request = ChangeState.Request(transition=Transition(label=label))
+        return bool(_call(tester, ChangeState, f"{NODE_NAME}/change_state", request).success)
+
+    def state() -> str:
+        return str(_call(tester, GetState, f"{NODE_NAME}/get_state", GetState.Request()).current_state.label)
+
+    def status() -> str:
+        count = len(outputs.diagnostics)
+        _wait(lambda: len(outputs.diagnostics) > count, "a new /diagnostics message")
+        mine = [s for s in outputs.diagnostics[-1].status if s.name == NODE_NAME]
+        return str(mine[-1].message) if mine else ""
+
+    assert state() == "active"
+    _publish_until(pub, cloud, outputs)
+    assert change("deactivate") and state() == "inactive"
+    _wait(lambda: pub.get_subscription_count() == 0, "the input subscription to go")
+    before = outputs.snapshot()
+    for _ in range(5):
+        pub.publish(cloud)
+        time.sleep(0.1)
+    time.sleep(0.5)
+    assert outputs.snapshot() == before  # inactive: nothing published
+    _wait(lambda: status().startswith("inactive"), "an inactive status")
+    assert change("activate") and state() == "active"
+    _publish_until(pub, cloud, outputs)
+    assert change("deactivate") and change("cleanup") and state() == "unconfigured"
+    assert node._pipeline is None and node._worker is None
+    _wait(lambda: status() == "unconfigured (no model loaded)", "an unconfigured status")
+    assert not change("activate")  # no transition activate from unconfigured
+    assert change("configure") and change("activate") and state() == "active"
+    model = weakref.ref(node._pipeline)
+    _publish_until(pub, cloud, outputs)
+    assert change("deactivate") and change("cleanup")
+    gc.collect()
+    assert model() is None  # the model is freed (on a GPU: Pipeline.close() empties torch's and CuPy's pools)
+    assert change("shutdown") and state() == "finalized"

@@ -128,8 +128,8 @@ def test_sigint_while_the_configuration_is_resolved(node_process: list[_Node], s
 
 @pytest.mark.parametrize("load_s", [0.5, 30.0], ids=["load-ends-during-shutdown", "load-outlives-the-process"])
 def test_sigint_while_the_model_loads(node_process: list[_Node], load_s: float) -> None:
-    """SIGINT while the worker builds the pipeline: the process does not wait for the load (daemon worker, short
-    join), and a load that ends while the node shuts down neither logs "ready" nor starts work."""
+    """SIGINT while autostart's configure builds the pipeline (main thread): KeyboardInterrupt cuts the load short,
+    the node neither logs "ready" nor starts work, and the process ends cleanly."""
     node = _Node("--load-s", str(load_s))
     node_process.append(node)
     node.wait_for("LOADING")

@@ -47,9 +47,18 @@ def test_defaults_come_from_the_typed_config():
 
 def test_read_only_and_ranges():
     read_only = {s.name for s in param_specs() if s.read_only}
-    assert read_only == {"config", "weights", "device", "class_names", "input_reliability", "input_depth",
-                         "output_reliability", "output_depth"}
-    assert set(TUNABLE) == {s.name for s in param_specs() if not s.read_only}
+    assert read_only == {"autostart", "input_reliability", "input_depth", "output_reliability", "output_depth"}
+    at_configure = {s.name for s in param_specs() if s.on_configure}
+    assert at_configure == {"config", "weights", "device"}  # the model's source: read by each configure
+    assert {s.name for s in param_specs() if s.reported} == {"class_names"}
+    assert set(TUNABLE) == {s.name for s in param_specs()} - read_only - at_configure - {"class_names"}
+    # the model's source is accepted at any time (checked), the node's report is not
+    apply_changes(NodeSettings(), {"weights": "/models/x.pth", "device": "cuda:1", "config": "scannet"})
+    for name, value, reason in (("device", "gpu", "must be auto, cpu, cuda or cuda:N"),
+                                ("class_names", ["a"], "reported by the node"),
+                                ("autostart", True, "read-only")):
+        with pytest.raises(ParameterError, match=reason):
+            apply_changes(NodeSettings(), {name: value})
     # every range end is a value the config accepts; just outside it is refused by the config too
     for name, key, section in (("cluster_radius", "radius", GroupingConfig),
                                ("cluster_radius_shifted", "shifted_radius", GroupingConfig),
@@ -90,9 +99,11 @@ def test_read_only_and_ranges():
     ({"publish_markers": 1}, "publish_markers: expected bool"),
     ({"cluster_min_points": 5.0}, "cluster_min_points: expected int"),
     ({"score_threshold": "high"}, "score_threshold: expected float"),
-    ({"device": "cpu"}, "device is read-only"),
-    ({"weights": "/tmp/w.pth"}, "weights is read-only"),
-    ({"config": "scannet"}, "config is read-only"),
+    ({"device": "cuda:x"}, "device: must be auto, cpu, cuda or cuda:N"),
+    ({"weights": 3}, "weights: expected str"),
+    ({"autostart": True}, "autostart is read-only"),
+    ({"input_depth": 2}, "input_depth is read-only"),
+    ({"class_names": ["a"]}, "class_names is reported by the node"),
     ({"voxel_size": -0.01}, r"voxel_size: must be in \[0.0, 1.0\]"),
     ({"voxel_size": 1.5}, "voxel_size: must be in"),
     ({"min_range": -1.0}, "min_range: must be in"),
@@ -220,7 +231,8 @@ def test_shipped_params_file_lists_every_parameter_with_its_default():
     assert all(f"# {name}:" in text for name in FROM_MODEL)
     assert set(FROM_MODEL) | set(values) | {"class_names"} == set(SPECS_BY_NAME)
     # and it is a parameter set the node accepts as it is
-    apply_changes(NodeSettings(), {k: v for k, v in values.items() if not SPECS_BY_NAME[k].read_only})
+    apply_changes(NodeSettings(), {k: v for k, v in values.items() if not SPECS_BY_NAME[k].read_only
+                                   and not SPECS_BY_NAME[k].reported})
 
 
 def test_every_parameter_is_documented():
@@ -242,10 +254,10 @@ def test_launch_files_compile_and_pass_only_a_params_file_remaps_and_overrides(t
         keys = {k.value for n in ast.walk(tree) if isinstance(n, ast.Dict) for k in n.keys
                 if isinstance(k, ast.Constant)}
         assert (declared | keys) & set(SPECS_BY_NAME) <= {"config", "weights", "device", "gravity_frame", "tracking",
-                                                          "tracking_frame"}, path.name
+                                                          "tracking_frame", "autostart"}, path.name
     main = (REPO / "launch" / "pointgroup.launch.py").read_text()
     for arg in ("input_topic", "params_file", "config", "weights", "device", "gravity_frame", "namespace",
-                "use_sim_time", "log_level", "tracking", "tracking_frame"):
+                "use_sim_time", "log_level", "tracking", "tracking_frame", "autostart"):
         assert f'DeclareLaunchArgument("{arg}"' in main
     assert '"~/input/points"' in main and "pointgroup_node.yaml" in main
     assert yaml.safe_load((REPO / "config" / "pointgroup.rviz").read_text())["Visualization Manager"]
