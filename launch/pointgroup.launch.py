@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from launch import LaunchContext, LaunchDescription
-from launch.actions import DeclareLaunchArgument, OpaqueFunction, RegisterEventHandler, Shutdown
+from launch.actions import DeclareLaunchArgument, LogInfo, OpaqueFunction, RegisterEventHandler, Shutdown
 from launch.event_handlers import OnProcessExit
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
@@ -31,13 +31,14 @@ SWITCHES = ("use_sim_time", "tracking", "autostart")  # booleans, set only when 
 TRUE, FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
 
 
-def _end_launch_if_failed(event: Any, context: LaunchContext) -> list[Shutdown]:
+def _end_launch_if_failed(event: Any, context: LaunchContext) -> list[Any]:
     """The node ended with an error (autostart could not load the model, bad parameters): end the launch too,
     saying why, rather than leave RViz and the rest running without it."""
     if event.returncode == 0:
         return []
-    return [Shutdown(reason=f"the pointgroup node exited with code {event.returncode}: it could not start or load "
-                            "its model (the reason is in its log above)")]
+    reason = (f"the pointgroup node exited with code {event.returncode}: it could not start or load its model "
+              "(the reason is in its log above); ending the launch")
+    return [LogInfo(msg=reason), Shutdown(reason=reason)]
 
 
 def _node(context: LaunchContext) -> list[Any]:

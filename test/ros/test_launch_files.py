@@ -41,7 +41,7 @@ def launch_file(monkeypatch: pytest.MonkeyPatch) -> Any:
         "launch": types.SimpleNamespace(LaunchContext=object, LaunchDescription=_Action),
         "launch.actions": types.SimpleNamespace(DeclareLaunchArgument=_Action, OpaqueFunction=_Action,
                                                 IncludeLaunchDescription=_Action, RegisterEventHandler=_Action,
-                                                Shutdown=_Action),
+                                                Shutdown=_Action, LogInfo=_Action),
         "launch.event_handlers": types.SimpleNamespace(OnProcessExit=_Action),
         "launch.launch_description_sources": types.SimpleNamespace(PythonLaunchDescriptionSource=_Action),
         "launch.substitutions": types.SimpleNamespace(LaunchConfiguration=_LaunchConfiguration,
@@ -140,5 +140,6 @@ def test_node_launch_autostarts_and_ends_when_the_node_fails(launch_file: Any) -
     assert on_exit.kwargs["target_action"] is node
     end = on_exit.kwargs["on_exit"]
     assert end(types.SimpleNamespace(returncode=0), None) == []
-    (shutdown,) = end(types.SimpleNamespace(returncode=1), None)
+    (said, shutdown) = end(types.SimpleNamespace(returncode=1), None)
     assert "exited with code 1" in shutdown.kwargs["reason"] and "could not start" in shutdown.kwargs["reason"]
+    assert said.kwargs["msg"] == shutdown.kwargs["reason"]  # launch logs only its own line for a Shutdown
