@@ -9,6 +9,19 @@
 // Sort key, 62 bits: label | cz | cy | cx (coarse, b bits each) | sub-cell bits z y x. A fine coordinate
 // equal to 2^(b+1) - 1 means "clamped" (the scene is too large for the key): such cells are not cliques.
 // The union-find hooks the larger root under the smaller, so every root is its component's lowest index.
+// Fine cells of at least PG_BOX_MIN points get a bounding box (pg_group_bounds, stored at the cell's first
+// sorted position); pg_scan_range skips such a cell when the point's distance to the box is already >= r,
+// so two dense cells with no neighbour pair cost one box test per point instead of one test per point pair.
+
+#ifndef PG_BOX_MIN
+#define PG_BOX_MIN 8  // fine cells with at least this many points get a bounding box
+#endif
+
+#ifndef PG_COUNT
+// Statistics hook: the host shim counts events (index 0: point-to-point distance tests in pg_scan_range,
+// 1: cells skipped by their bounding box); on the device it compiles to nothing.
+#define PG_COUNT(index)
+#endif
 
 #ifndef PG_LOAD
 // Shared union-find reads / writes: volatile on the device (other threads change parent[] concurrently).
@@ -102,22 +115,54 @@ extern "C" __global__ void pg_cell_keys(const COORD_T* __restrict__ xyz, const l
     keys[i] = key;
 }
 
-// For each sorted position p: gstart[p] / gend[p] = first / one-past-last position of p's fine cell.
-extern "C" __global__ void pg_group_bounds(const long long* __restrict__ skeys, int n, int* __restrict__ gstart,
-                                           int* __restrict__ gend) {
+// For each sorted position p: gstart[p] / gend[p] = first / one-past-last position of p's fine cell. The first
+// position f of a cell of at least PG_BOX_MIN points also writes the cell's bounding box to box[6 f .. 6 f + 5]
+// (min x, y, z, then max x, y, z); box is not read anywhere else.
+extern "C" __global__ void pg_group_bounds(const long long* __restrict__ skeys, const COORD_T* __restrict__ sxyz,
+                                           int n, int* __restrict__ gstart, int* __restrict__ gend,
+                                           COORD_T* __restrict__ box) {
     const int p = blockIdx.x * blockDim.x + threadIdx.x;
     if (p >= n) return;
     const long long key = skeys[p];
-    gstart[p] = pg_lower_bound(skeys, n, key);
-    gend[p] = pg_upper_bound(skeys, n, key);
+    const int gs = pg_lower_bound(skeys, n, key), ge = pg_upper_bound(skeys, n, key);
+    gstart[p] = gs;
+    gend[p] = ge;
+    if (gs != p || ge - gs < PG_BOX_MIN) return;
+    COORD_T lo[3] = {sxyz[3LL * p], sxyz[3LL * p + 1], sxyz[3LL * p + 2]};
+    COORD_T hi[3] = {lo[0], lo[1], lo[2]};
+    for (int j = p + 1; j < ge; ++j) {
+        for (int axis = 0; axis < 3; ++axis) {
+            const COORD_T v = sxyz[3LL * j + axis];
+            lo[axis] = v < lo[axis] ? v : lo[axis];
+            hi[axis] = v > hi[axis] ? v : hi[axis];
+        }
+    }
+    for (int axis = 0; axis < 3; ++axis) {
+        box[6LL * p + axis] = lo[axis];
+        box[6LL * p + 3 + axis] = hi[axis];
+    }
+}
+
+// Squared distance from (x, y, z) to the box lo / hi, rounded like pg_sqdist: per axis the gap is lo - x, x - hi
+// or 0, and rounding is monotonic, so it is <= pg_sqdist(x, y, z, point) for every point in the box (exactly,
+// not up to rounding). A result >= r2 thus proves that no point of the box is a neighbour.
+__device__ __forceinline__ COORD_T pg_box_sqdist(const COORD_T* lo_hi, COORD_T x, COORD_T y, COORD_T z) {
+    const COORD_T c[3] = {x, y, z};
+    COORD_T gap[3];
+    for (int axis = 0; axis < 3; ++axis) {
+        const COORD_T lo = lo_hi[axis], hi = lo_hi[3 + axis];
+        gap[axis] = c[axis] < lo ? lo - c[axis] : (c[axis] > hi ? c[axis] - hi : (COORD_T)0);
+    }
+    return pg_sqdist(gap[0], gap[1], gap[2], (COORD_T)0, (COORD_T)0, (COORD_T)0);
 }
 
 // Unite point p (sorted position) with every fine cell of its half-neighbourhood in [q, end of key hi].
-// A clique cell needs one neighbour of p; a clamped cell needs every point tested.
+// A clique cell needs one neighbour of p; a clamped cell needs every point tested. A cell with a bounding
+// box (at least PG_BOX_MIN points) is skipped when p is at least r from the box.
 __device__ __forceinline__ void pg_scan_range(const long long* skeys, const COORD_T* sxyz, const int* order,
-                                              const int* gend, int n, int b, COORD_T r2, int* parent, int q,
-                                              long long hi, long long key, int i, COORD_T x, COORD_T y,
-                                              COORD_T z) {
+                                              const int* gend, const COORD_T* box, int n, int b, COORD_T r2,
+                                              int* parent, int q, long long hi, long long key, int i, COORD_T x,
+                                              COORD_T y, COORD_T z) {
     const int top = (2 << b) - 1;
     while (q < n && skeys[q] <= hi) {
         const long long hkey = skeys[q];
@@ -128,6 +173,10 @@ __device__ __forceinline__ void pg_scan_range(const long long* skeys, const COOR
             near = near && d <= 2 && d >= -2;
             clique = clique && fh < top;
         }
+        if (near && hend - q >= PG_BOX_MIN && !(pg_box_sqdist(box + 6LL * q, x, y, z) < r2)) {
+            PG_COUNT(1);
+            near = false;  // no point of the cell is within r of p
+        }
         if (near) {
             // Already one component (checked only where it saves several distance tests).
             if (clique && hend - q > 2 && pg_find(parent, i) == pg_find(parent, order[q])) {
@@ -135,6 +184,7 @@ __device__ __forceinline__ void pg_scan_range(const long long* skeys, const COOR
                 continue;
             }
             for (int j = q; j < hend; ++j) {
+                PG_COUNT(0);
                 if (pg_sqdist(x, y, z, sxyz[3LL * j], sxyz[3LL * j + 1], sxyz[3LL * j + 2]) < r2) {
                     pg_unite(parent, i, order[j]);
                     if (clique) break;
@@ -149,7 +199,8 @@ __device__ __forceinline__ void pg_scan_range(const long long* skeys, const COOR
 // same label) in its own fine cell and in the forward half of the 3x3x3 coarse neighbourhood.
 extern "C" __global__ void pg_union(const long long* __restrict__ skeys, const COORD_T* __restrict__ sxyz,
                                     const int* __restrict__ order, const int* __restrict__ gstart,
-                                    const int* __restrict__ gend, int n, int b, COORD_T r2, int* parent) {
+                                    const int* __restrict__ gend, const COORD_T* __restrict__ box, int n, int b,
+                                    COORD_T r2, int* parent) {
     const int p = blockIdx.x * blockDim.x + threadIdx.x;
     if (p >= n) return;
     const long long key = skeys[p];
@@ -173,7 +224,7 @@ extern "C" __global__ void pg_union(const long long* __restrict__ skeys, const C
     const long long cx = cell & cmax, cy = (cell >> b) & cmax, cz = (cell >> (2 * b)) & cmax;
     // Later fine cells of the own coarse cell, then the next coarse cell of the row: one key range.
     const long long own_hi = ((cx < cmax ? cell + 1 : cell) << 3) | 7;
-    pg_scan_range(skeys, sxyz, order, gend, n, b, r2, parent, ge, own_hi, key, i, x, y, z);
+    pg_scan_range(skeys, sxyz, order, gend, box, n, b, r2, parent, ge, own_hi, key, i, x, y, z);
 
     // Forward rows (dz, dy) = (0, 1), (1, -1), (1, 0), (1, 1), coarse x from cx - 1 to cx + 1.
     for (int row = 0; row < 4; ++row) {
@@ -182,8 +233,8 @@ extern "C" __global__ void pg_union(const long long* __restrict__ skeys, const C
         const long long base = cell + (dz << (2 * b)) + (dy << b);
         const long long lo = (cx > 0 ? base - 1 : base) << 3;
         const long long hi = ((cx < cmax ? base + 1 : base) << 3) | 7;
-        pg_scan_range(skeys, sxyz, order, gend, n, b, r2, parent, pg_lower_bound(skeys, n, lo), hi, key, i, x, y,
-                      z);
+        pg_scan_range(skeys, sxyz, order, gend, box, n, b, r2, parent, pg_lower_bound(skeys, n, lo), hi, key, i, x,
+                      y, z);
     }
 }
 

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <random>
@@ -25,6 +26,9 @@ inline thread_local dim3 threadIdx, blockIdx;
 inline dim3 blockDim, gridDim;
 
 #define PG_LOAD(ptr) __atomic_load_n((ptr), __ATOMIC_RELAXED)
+// Event counters for tests (the kernels' PG_COUNT(index) hook; a no-op on the device): read and reset through
+// the generated host_counters() (hostbuild.py).
+#define PG_COUNT(index) pg_host::counters[(index)].fetch_add(1, std::memory_order_relaxed)
 #define PG_STORE(ptr, value) __atomic_store_n((ptr), (value), __ATOMIC_RELAXED)
 
 inline int atomicCAS(int* address, int compare, int value) {
@@ -50,6 +54,9 @@ inline double __dmul_rn(double a, double b) { return a * b; }
 using std::floor;
 
 namespace pg_host {
+
+constexpr int kCounters = 8;
+inline std::atomic<long long> counters[kCounters];
 
 // mode 0: threads in index order; 1: one shuffled order (seed); 2: `workers` OS threads, each running a
 // shuffled share of the threads, all at once.

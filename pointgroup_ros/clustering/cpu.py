@@ -4,7 +4,10 @@ Points are sorted by the grid key of layout.py. Candidate neighbours come from t
 coarse cell's 3x3x3 neighbourhood (coarse side > radius; one searchsorted per forward row). Two strategies
 give the same exact components; the cheaper one is picked from the coarse cells' occupancy:
 - sparse scenes (few points per coarse cell, typical of P): every point pair of neighbouring coarse cells
-  is tested, and csgraph takes the components of the point graph;
+  is tested, and csgraph takes the components of the point graph. With about one point per coarse cell the
+  cell pairs are expanded to point pairs at once; with more, each point's candidates are a few contiguous
+  ranges of sorted points, expanded and tested in chunks that stay in cache, in point order, so the hits
+  make a CSR graph without sorting;
 - dense scenes (typical of Q, where offsets pile points up): every fine cell (a "group") is a clique of
   the neighbour graph, so the graph is contracted to groups, two groups being joined when any pair of
   their points are neighbours. Most group pairs are settled by one test between the groups' first points;
@@ -14,37 +17,26 @@ give the same exact components; the cheaper one is picked from the coarse cells'
 from __future__ import annotations
 
 import numpy as np
-from scipy.sparse import coo_matrix
+from scipy.sparse import coo_matrix, csr_matrix
 from scipy.sparse.csgraph import connected_components
 
 from .layout import GridLayout, cell_keys_numpy, fine_coords, radius_squared
 
 _CHUNK = 1 << 22  # point pairs tested at once
+_POINT_CHUNK = 1 << 16  # sparse mode: point pairs expanded and tested at once, point by point
+_POINT_MAJOR_SQUARES_PER_POINT = 1.5  # sparse mode: sum of squared coarse cell sizes per point from which
+# candidate pairs are expanded point by point (about 4 candidate pairs per point on real scans)
 _SPARSE_PAIRS_PER_POINT = 4  # sum of squared coarse cell sizes per point below which pairs are tested directly
 _FORWARD_ROWS = ((0, 1), (1, -1), (1, 0), (1, 1))  # (dz, dy) of the coarse rows after a cell's own row
 
 
 def _expand(lo: np.ndarray, count: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For each i the values lo[i] .. lo[i] + count[i] - 1: returns (i repeated, value), both int64.
-
-    The output order is unspecified. Counts are mostly tiny here (points or fine cells per coarse cell),
-    where a few shrinking passes beat np.repeat by far.
-    """
-    if len(count) and count.max() > 16:
-        total = int(count.sum())
-        which = np.repeat(np.arange(len(count)), count)
-        return which, np.arange(total) + np.repeat(lo - (np.cumsum(count) - count), count)
-    which_parts, value_parts = [], []
-    which = np.flatnonzero(count > 0)
-    k = 0
-    while len(which):
-        which_parts.append(which)
-        value_parts.append(lo[which] + k)
-        k += 1
-        which = which[count[which] > k]
-    if not which_parts:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    return np.concatenate(which_parts), np.concatenate(value_parts)
+    """For each i the values lo[i] .. lo[i] + count[i] - 1: returns (i repeated, value), both int64, i-major
+    (ascending i, then ascending value), which keeps later gathers close to sequential."""
+    ends = np.cumsum(count)
+    total = int(ends[-1]) if len(ends) else 0
+    which = np.repeat(np.arange(len(count)), count)
+    return which, np.arange(total) + (lo - (ends - count))[which]
 
 
 def _components(n_nodes: int, a: list[np.ndarray], b: list[np.ndarray]) -> np.ndarray:
@@ -63,44 +55,58 @@ def _runs(keys: np.ndarray, split: np.ndarray | None = None) -> np.ndarray:
     return np.flatnonzero(new)
 
 
-def _coarse_pairs(ckey: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
-    """Pairs (a, b) of coarse cells (indices into the sorted unique coarse keys ckey), b in the forward half
-    of a's 3x3x3 neighbourhood: the next cell of a's row, and x - 1 .. x + 1 of the rows (dz, dy) in
-    _FORWARD_ROWS. Cells at the edge of the key's range get no row that would wrap into another row or label.
+class _Neighbours:
+    """The forward half of each coarse cell's 3x3x3 neighbourhood (cells = indices into the sorted unique coarse
+    keys ckey): the next cell of its row (where `nxt`), and for each row (dz, dy) of _FORWARD_ROWS the cells
+    lo[r, c] .. hi[r, c] - 1 (coarse x from cx - 1 to cx + 1: at most three, contiguous in key order). Cells at
+    the edge of the key's range get no row that would wrap into another row or label.
+    Also as cell pairs (a, b), b after a: `pairs()`. lo and hi only with ranges=True.
     """
-    n_cells = len(ckey)
-    cells = np.arange(n_cells)
-    cmax = (1 << bits) - 1
-    cx, cy, cz = ckey & cmax, (ckey >> bits) & cmax, (ckey >> (2 * bits)) & cmax
-    ca = [cells[:-1][ckey[1:] - ckey[:-1] == 1]]
-    at_edge = cx.max() == cmax or cy.max() == cmax or cz.max() == cmax  # coarse 0 never occurs (layout)
-    if at_edge:
-        ca[0] = ca[0][cx[ca[0]] < cmax]
-    cb = [ca[0] + 1]
-    src_list, lo_list, hi_list = [], [], []
-    for dz, dy in _FORWARD_ROWS:
-        delta = (dz << (2 * bits)) + (dy << bits)
+
+    def __init__(self, ckey: np.ndarray, bits: int, ranges: bool = False):
+        n_cells = len(ckey)
+        cmax = (1 << bits) - 1
+        cx, cy, cz = ckey & cmax, (ckey >> bits) & cmax, (ckey >> (2 * bits)) & cmax
+        at_edge = cx.max() == cmax or cy.max() == cmax or cz.max() == cmax  # coarse 0 never occurs (layout)
+        self.nxt = np.zeros(n_cells, dtype=bool)
+        np.equal(ckey[1:] - ckey[:-1], 1, out=self.nxt[:-1])
         if at_edge:
-            inside = np.flatnonzero((cy + dy <= cmax) & (cz + dz <= cmax))
-            row = ckey[inside] + delta
-            lo_list.append(row - 1)
-            hi_list.append(row + (cx[inside] < cmax))
-        else:
-            inside = cells
-            lo_list.append(ckey + (delta - 1))
-        src_list.append(inside)
-    src, lo_key = np.concatenate(src_list), np.concatenate(lo_list)
-    hi_key = np.concatenate(hi_list) if at_edge else lo_key + 2
-    h = np.searchsorted(ckey, lo_key)
-    last = n_cells - 1
-    for step in range(3):  # at most three cells per row
-        if step:
-            h = h + 1  # (not in place: h was appended to cb)
-        keep = np.flatnonzero((ckey[np.minimum(h, last)] <= hi_key) & (h <= last))
-        ca.append(src[keep])
-        h, hi_key, src = h[keep], hi_key[keep], src[keep]
-        cb.append(h)
-    return np.concatenate(ca), np.concatenate(cb)
+            self.nxt &= cx < cmax
+        if ranges:
+            self.lo = np.empty((len(_FORWARD_ROWS), n_cells), dtype=np.int64)
+            self.hi = np.empty_like(self.lo)
+        self.row_a: list[np.ndarray] = []  # the row pairs, one array per (row, step)
+        self.row_b: list[np.ndarray] = []
+        last = n_cells - 1
+        for r, (dz, dy) in enumerate(_FORWARD_ROWS):
+            lo_key = ckey + (((dz << (2 * bits)) + (dy << bits)) - 1)
+            h = np.searchsorted(ckey, lo_key)
+            if ranges:
+                self.lo[r] = h
+                self.hi[r] = h
+            if at_edge:
+                src = np.flatnonzero((cy + dy <= cmax) & (cz + dz <= cmax))
+                span = np.where(cx[src] < cmax, 2, 1)  # hi key - lo key: x + 1 only below the edge
+                h, lo_key = h[src], lo_key[src]
+            else:
+                src, span = np.arange(n_cells), np.int64(2)
+            for step in range(3):  # the cells in range are a prefix of h, h + 1, h + 2 (sorted keys)
+                if step:
+                    h = h + 1
+                keep = np.flatnonzero((h <= last) & (ckey[np.minimum(h, last)] - lo_key <= span))
+                src, h = src[keep], h[keep]
+                if ranges:
+                    self.hi[r, src] += 1
+                self.row_a.append(src)
+                self.row_b.append(h)
+                if step < 2:
+                    lo_key = lo_key[keep]
+                    if span.ndim:
+                        span = span[keep]
+
+    def pairs(self) -> tuple[np.ndarray, np.ndarray]:
+        nxt = np.flatnonzero(self.nxt)
+        return np.concatenate([nxt, *self.row_a]), np.concatenate([nxt + 1, *self.row_b])
 
 
 def _member_pairs(start: np.ndarray, end: np.ndarray, a_cells: np.ndarray,
@@ -111,14 +117,14 @@ def _member_pairs(start: np.ndarray, end: np.ndarray, a_cells: np.ndarray,
     if size.max(initial=0) == 1:  # one member per cell: the pairs are the cell pairs
         return start[a_cells], start[b_cells]
     items = np.arange(end[-1] if len(end) else 0)
-    cell_of = np.repeat(np.arange(len(start)), size)
-    own_a, own_b = _expand(items + 1, end[cell_of] - items - 1)
-    single = (size[a_cells] == 1) & (size[b_cells] == 1)  # most pairs on sparse scenes: no expansion
-    a_parts, b_parts = [items[own_a], start[a_cells[single]]], [own_b, start[b_cells[single]]]
-    a_cells, b_cells = a_cells[~single], b_cells[~single]
-    which, a = _expand(start[a_cells], size[a_cells])
+    own_a, own_b = _expand(items + 1, np.repeat(end, size) - items - 1)
+    single = np.flatnonzero((size[a_cells] == 1) & (size[b_cells] == 1))  # most pairs on sparse scenes
+    several = np.flatnonzero((size[a_cells] > 1) | (size[b_cells] > 1))
+    a_parts, b_parts = [own_a, start[a_cells.take(single)]], [own_b, start[b_cells.take(single)]]
+    a_cells, b_cells = a_cells.take(several), b_cells.take(several)
+    which, a = _expand(start[a_cells], size[a_cells])  # each member of each a cell ...
     b_cells = b_cells[which]
-    which, b = _expand(start[b_cells], size[b_cells])
+    which, b = _expand(start[b_cells], size[b_cells])  # ... with each member of its b cell
     a_parts.append(a[which])
     b_parts.append(b)
     return np.concatenate(a_parts), np.concatenate(b_parts)
@@ -127,12 +133,13 @@ def _member_pairs(start: np.ndarray, end: np.ndarray, a_cells: np.ndarray,
 class _Sorted:
     """Valid points sorted by grid key, and the neighbour test."""
 
-    def __init__(self, pts: np.ndarray, lab: np.ndarray, order: np.ndarray, layout: GridLayout, r2: np.floating):
-        key = cell_keys_numpy(pts, lab, layout)
-        o = np.argsort(key, kind="stable")
+    def __init__(self, columns: list[np.ndarray], lab: np.ndarray, order: np.ndarray, layout: GridLayout,
+                 r2: np.floating):
+        key = cell_keys_numpy(columns, lab, layout)
+        o = np.argsort(key)  # (any order of equal keys gives the same components)
         self.key = key[o]
         self.order = order[o]  # original index of each sorted point
-        self.x = [np.ascontiguousarray(pts[o, axis]) for axis in range(3)]
+        self.x = [c[o] for c in columns]
         self.r2 = r2
 
     def near(self, ia: np.ndarray, ib: np.ndarray) -> np.ndarray:
@@ -165,7 +172,7 @@ def _candidate_pairs(g: _Groups, bits: int) -> tuple[np.ndarray, np.ndarray]:
     """Group pairs (a before b in key order) in neighbouring coarse cells and within two fine cells per axis."""
     coarse = g.key >> 3
     cstart = _runs(coarse)
-    a_cells, b_cells = _coarse_pairs(coarse[cstart], bits)
+    a_cells, b_cells = _Neighbours(coarse[cstart], bits).pairs()
     a, b = _member_pairs(cstart, np.append(cstart[1:], len(g.key)), a_cells, b_cells)
     f = g.fine[0]
     ok = np.abs(f[a] - f[b]) <= 2
@@ -224,11 +231,70 @@ def _group_components(pts: _Sorted, layout: GridLayout, radius: float) -> tuple[
 
 
 def _point_components(pts: _Sorted, cstart: np.ndarray, bits: int) -> np.ndarray:
-    """Sparse mode: component of each sorted point from every point pair of neighbouring coarse cells."""
-    a_cells, b_cells = _coarse_pairs(pts.key[cstart] >> 3, bits)
-    a, b = _member_pairs(cstart, np.append(cstart[1:], len(pts.key)), a_cells, b_cells)
-    hit = pts.near(a, b)
-    return _components(len(pts.key), [a[hit]], [b[hit]])
+    """Sparse mode: component of each sorted point from every point pair of neighbouring coarse cells.
+
+    A point's forward candidates are the later points of its own cell and the points of its cell's forward
+    neighbours (_Neighbours). With few candidates per point, the cell pairs are expanded to point pairs at
+    once (_member_pairs). Otherwise each point's candidates are contiguous ranges of sorted points, "entries"
+    of its cell: its own entry (the later points of its cell and those of the next cell of its row) and one
+    entry per non-empty forward row; these are expanded and tested point by point in chunks of about
+    _POINT_CHUNK pairs (small temporaries, reused from chunk to chunk), so the hits come out sorted by their
+    first point and make a CSR graph as they are.
+    """
+    n, n_cells = len(pts.key), len(cstart)
+    bounds = np.append(cstart, n)  # first point of each cell, then n
+    size = np.diff(bounds)
+    point_major = int((size * size).sum()) >= _POINT_MAJOR_SQUARES_PER_POINT * n  # many candidates per point
+    nb = _Neighbours(pts.key[cstart] >> 3, bits, ranges=point_major)
+    if not point_major:
+        a, b = _member_pairs(cstart, bounds[1:], *nb.pairs())
+        hit = np.flatnonzero(pts.near(a, b))
+        return _components(n, [a.take(hit)], [b.take(hit)])
+    row_first, row_end = bounds[nb.lo], bounds[nb.hi]  # (4, C) points of each row's cells
+    own_end = bounds[np.arange(1, n_cells + 1) + nb.nxt]  # end of the own cell, or of the next one
+    pairs_of_cell = (row_end - row_first).sum(axis=0) + own_end - cstart - 1  # for each cell's first point
+
+    nonempty = row_end > row_first
+    per_cell = 1 + nonempty.sum(axis=0)  # entries of each cell: own, then its non-empty rows
+    entry_start = np.cumsum(per_cell) - per_cell
+    entry_first = np.empty(int(per_cell.sum()), dtype=np.int64)
+    entry_end = np.empty_like(entry_first)
+    is_own = np.zeros(len(entry_first), dtype=bool)
+    entry_first[entry_start] = cstart + 1  # own entry: + the point's rank in its cell
+    entry_end[entry_start] = own_end
+    is_own[entry_start] = True
+    at = entry_start.copy()
+    for r in range(len(_FORWARD_ROWS)):
+        cell = np.flatnonzero(nonempty[r])
+        at[cell] += 1
+        entry_first[at[cell]] = row_first[r, cell]
+        entry_end[at[cell]] = row_end[r, cell]
+
+    cell_of = np.repeat(np.arange(n_cells), size)
+    rank = np.arange(n) - cstart[cell_of]  # of each point in its cell
+    ends = np.cumsum(pairs_of_cell[cell_of] - rank)  # pairs up to each point
+    edges_a, edges_b = [], []
+    begin = 0
+    while begin < n:
+        goal = (ends[begin - 1] if begin else 0) + _POINT_CHUNK
+        stop = min(n, max(begin + 1, int(np.searchsorted(ends, goal, "right"))))
+        cells = cell_of[begin:stop]
+        point, entry = _expand(entry_start[cells], per_cell[cells])  # (point in chunk, entry), point-major
+        first = entry_first[entry]
+        first += is_own[entry] * rank[begin:stop][point]
+        which, b = _expand(first, entry_end[entry] - first)
+        a = point.take(which)
+        a += begin
+        hit = np.flatnonzero(pts.near(a, b))
+        edges_a.append(a.take(hit))
+        edges_b.append(b.take(hit))
+        begin = stop
+    ea, eb = np.concatenate(edges_a), np.concatenate(edges_b)  # ea ascending
+    index = np.int32 if len(ea) < np.iinfo(np.int32).max else np.int64
+    indptr = np.zeros(n + 1, dtype=index)
+    np.cumsum(np.bincount(ea, minlength=n), out=indptr[1:])
+    graph = csr_matrix((np.ones(len(ea)), eb.astype(index), indptr), shape=(n, n))
+    return connected_components(graph, directed=False)[1]
 
 
 def cluster_points_numpy(xyz: np.ndarray, labels: np.ndarray, radius: float, min_points: int,
@@ -243,14 +309,14 @@ def cluster_points_numpy(xyz: np.ndarray, labels: np.ndarray, radius: float, min
     idx = np.flatnonzero(valid)
     if len(idx) == 0:
         return out
-    xyz_valid, lab = xyz[idx], labels[idx]
+    columns, lab = [xyz[idx, axis] for axis in range(3)], labels[idx]  # contiguous x, y, z of the valid points
     label_min, label_max = int(lab.min()), int(lab.max())
     if GridLayout.needs_label_ranks(label_min, label_max):
         uniq, lab = np.unique(lab, return_inverse=True)
         lab = lab.reshape(-1).astype(np.int64)
         label_min, label_max = 0, len(uniq) - 1
-    layout = GridLayout.create(radius, xyz_valid.min(axis=0), label_min, label_max)
-    pts = _Sorted(xyz_valid, lab, idx, layout, radius_squared(radius, np.dtype(xyz.dtype)))
+    layout = GridLayout.create(radius, [c.min() for c in columns], label_min, label_max)
+    pts = _Sorted(columns, lab, idx, layout, radius_squared(radius, np.dtype(xyz.dtype)))
 
     # Coarse cells (side 2 s > radius) hold few points on sparse scenes: test their point pairs directly.
     # Otherwise contract the fine-cell cliques first. Both give the exact components.

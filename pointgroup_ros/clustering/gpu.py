@@ -78,8 +78,9 @@ def group_with_kernels(xp: Any, launch: Launcher, xyz: Any, labels: Any, radius:
     order = order.astype(xp.int32)
     gstart = xp.empty(n_valid, dtype=xp.int32)
     gend = xp.empty(n_valid, dtype=xp.int32)
-    launch("pg_group_bounds", n_valid, skeys, n_valid, gstart, gend)
-    launch("pg_union", n_valid, skeys, sxyz, order, gstart, gend, n_valid, layout.bits,
+    box = xp.empty(6 * n_valid, dtype=xyz.dtype)  # bounding boxes of fine cells of >= PG_BOX_MIN points
+    launch("pg_group_bounds", n_valid, skeys, sxyz, n_valid, gstart, gend, box)
+    launch("pg_union", n_valid, skeys, sxyz, order, gstart, gend, box, n_valid, layout.bits,
            radius_squared(radius, np.dtype(xyz.dtype)), parent)
     size = xp.zeros(n, dtype=xp.int32)
     launch("pg_flatten_count", (n + 7) // 8, parent, valid, n, size)

@@ -25,7 +25,9 @@ MODES = {"ordered": 0, "shuffled": 1, "threads": 2}
 
 
 def _wrappers(source: str) -> str:
-    lines = []
+    lines = ['extern "C" void host_counters(long long* out, int reset) {\n'
+             "    for (int k = 0; k < pg_host::kCounters; ++k)\n"
+             "        out[k] = reset ? pg_host::counters[k].exchange(0) : pg_host::counters[k].load();\n}"]
     for name, params in signatures(source).items():
         decl = ", ".join(f"{p.ctype} {p.name}" for p in params)
         call = ", ".join(p.name for p in params)
@@ -34,14 +36,18 @@ def _wrappers(source: str) -> str:
     return "\n".join(lines)
 
 
-def build(coord_dtype: Any, out_dir: Path, source: str = SOURCE) -> Path:
-    """Compile kernels/<source> for the host with COORD_T = float or double; returns the shared library."""
+def build(coord_dtype: Any, out_dir: Path, source: str = SOURCE, defines: dict[str, Any] | None = None) -> Path:
+    """Compile kernels/<source> for the host with COORD_T = float or double; returns the shared library.
+
+    defines: extra macros set before the source (e.g. {"PG_BOX_MIN": 1 << 30} turns the box pruning off).
+    """
     gxx = shutil.which("g++") or shutil.which("c++")
     if gxx is None:
         raise RuntimeError("building the kernels for the host needs g++ on PATH")
     ctype = {"float32": "float", "float64": "double"}[np.dtype(coord_dtype).name]
     shim = kernel_path("host/cuda_host_shim.h")
-    unit = (f'#include "{shim}"\n#define COORD_T {ctype}\n#include "{kernel_path(source)}"\n'
+    macros = "".join(f"#define {name} {value}\n" for name, value in (defines or {}).items())
+    unit = (f'#include "{shim}"\n#define COORD_T {ctype}\n{macros}#include "{kernel_path(source)}"\n'
             + _wrappers(source) + "\n")
     digest = hashlib.sha1((unit + read_source(source) + shim.read_text()).encode()).hexdigest()[:16]
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -68,6 +74,16 @@ class HostLauncher:
         self.ctypes = dict(_CTYPES, COORD_T=ctypes.c_double if np.dtype(coord_dtype) == np.float64 else ctypes.c_float)
         self.mode, self.seed, self.workers = MODES[mode], seed, workers
         self.launches = 0
+
+    def counters(self, reset: bool = True) -> np.ndarray:
+        """The kernels' PG_COUNT event counters (int64 (8,); grouping.cu: 0 = point-to-point distance tests in
+        pg_scan_range, 1 = cells skipped by their bounding box), summed over the launches since the last reset
+        of this library (shared by every launcher of it)."""
+        out = np.zeros(8, dtype=np.int64)
+        fn = self.lib.host_counters
+        fn.restype = None
+        fn(ctypes.c_void_p(out.ctypes.data), ctypes.c_int(int(reset)))
+        return out
 
     def __call__(self, kernel: str, threads: int, *args: Any) -> None:
         params = self.sigs[kernel]

@@ -98,15 +98,17 @@ class GridLayout:
         return (2 << self.bits) - 1
 
 
-def cell_keys_numpy(xyz: np.ndarray, labels: np.ndarray, layout: GridLayout) -> np.ndarray:
-    """int64 (K,) sort keys of valid points; xyz (K, 3) working dtype, labels (K,) int64.
+def cell_keys_numpy(xyz: Any, labels: np.ndarray, layout: GridLayout) -> np.ndarray:
+    """int64 (K,) sort keys of valid points; xyz (K, 3) working dtype, or its three columns (x, y, z);
+    labels (K,) int64.
 
     The same arithmetic as the pg_cell_keys kernel, so both paths build identical grids.
     """
+    columns = [xyz[:, axis] for axis in range(3)] if isinstance(xyz, np.ndarray) else list(xyz)
     b = layout.bits
     key = (labels - layout.label_min) << (3 * b + 3)
     for axis in range(3):
-        f = np.floor(xyz[:, axis].astype(np.float64) * layout.inv_cell)
+        f = np.floor(columns[axis].astype(np.float64) * layout.inv_cell)
         f -= layout.origin[axis]
         f += 2.0
         np.clip(f, 0.0, float(layout.top), out=f)

@@ -9,6 +9,10 @@ Scenes: synthetic indoor rooms (floor, walls and boxes sampled on their surfaces
 predicted classes with 2 % noise, offsets that pull object points most of the way to their centroids)
 at the sizes of --sizes, plus the real ScanNet scans of --scannet (ground-truth classes and offsets
 centroid - xyz scaled by 0.9) when given.
+
+--tiled-scannet (instead of the sections): the real ScanNet scans laid side by side to about --tiled-points
+(250k) points; cluster_points on P and Q against the plain scipy baseline at each radius of --tiled-radii
+(2, 3 and 5 cm), run interleaved, as one Markdown table with the speed-ups.
 """
 from __future__ import annotations
 
@@ -38,6 +42,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "authors' full-size network; without --weights it is randomly initialised)")
     parser.add_argument("--scannet", type=Path, default=None,
                         help="folder with ScanNet <scene>_vert_all.npy / _sem_label_all.npy / _ins_label_all.npy")
+    parser.add_argument("--tiled-scannet", nargs="?", const="", default=None, metavar="FOLDER",
+                        help="instead of the sections: the real ScanNet scans of FOLDER (default: "
+                             "$POINTGROUP_REALDATA/scannet or ../shared/realdata/scannet) tiled side by side to "
+                             "about --tiled-points points; cluster_points on P and Q against the plain scipy "
+                             "baseline at each of --tiled-radii, side by side in one run (skips with a message "
+                             "when the folder is absent)")
+    parser.add_argument("--tiled-points", type=int, default=250_000, help="--tiled-scannet: points to tile to")
+    parser.add_argument("--tiled-radii", default="0.02,0.03,0.05", help="--tiled-scannet: radii in metres")
     parser.add_argument("--camera", type=Path, default=None,
                         help="pipeline section: an organized RGB-D capture (.pcd), resampled to 848x480 like a "
                              "RealSense frame, segmented with and without voxel downsampling")
@@ -201,6 +213,94 @@ def grouping_section(args: argparse.Namespace, scenes: list[Scene], device: str)
     return rows
 
 
+def default_scannet_folder() -> Path:
+    """$POINTGROUP_REALDATA/scannet, else ../shared/realdata/scannet (from here, then from the repository)."""
+    import os
+
+    if os.environ.get("POINTGROUP_REALDATA"):
+        return Path(os.environ["POINTGROUP_REALDATA"]) / "scannet"
+    relative = Path("..") / "shared" / "realdata" / "scannet"
+    if relative.is_dir():
+        return relative
+    return Path(__file__).resolve().parents[2].parent / "shared" / "realdata" / "scannet"
+
+
+def tiled_scannet(folder: Path, n_points: int, gap: float = 1.0) -> Scene | None:
+    """The scans of `folder` (scannet_scenes: ground-truth classes, offsets 0.9 x (instance centroid - xyz)),
+    whole scans laid side by side along x with `gap` metres between them, cycling through the scans while
+    that brings the total closer to n_points. None when the folder holds no scan."""
+    import numpy as np
+
+    scans = scannet_scenes(folder) if folder.is_dir() else []
+    if not scans:
+        return None
+    xyz: list[Any] = []
+    semantic: list[Any] = []
+    offsets: list[Any] = []
+    total, shift, k = 0, 0.0, 0
+    while not xyz or abs(total + len(scans[k % len(scans)].xyz) - n_points) < abs(total - n_points):
+        scan = scans[k % len(scans)]
+        k += 1
+        pts = scan.xyz - scan.xyz.min(axis=0)
+        pts[:, 0] += shift
+        shift = float(pts[:, 0].max()) + gap
+        xyz.append(pts)
+        semantic.append(scan.semantic)
+        offsets.append(scan.offsets)
+        total += len(pts)
+    return Scene(f"ScanNet x{k} tiled", np.concatenate(xyz).astype(np.float32), np.concatenate(semantic),
+                 np.concatenate(offsets).astype(np.float32))
+
+
+def tiled_scannet_rows(args: argparse.Namespace, scene: Scene) -> list[dict[str, Any]]:
+    """cluster_points (numpy, CPU) on P = xyz and Q = xyz + offsets against the plain scipy baseline, per radius;
+    the four runs of a radius interleaved (_median_ms), so load on the machine hits them alike."""
+    import numpy as np
+
+    from pointgroup_ros.clustering import cluster_points
+
+    p, q, sem, mp = scene.xyz, scene.xyz + scene.offsets, scene.semantic, args.min_points
+    grouped = int((~np.isin(sem, STUFF)).sum())
+    rows = []
+    for r in (float(v) for v in args.tiled_radii.split(",") if v.strip()):
+        n = args.repeat
+        runs = {"ours P": (lambda: cluster_points(p, sem, r, mp, STUFF), n),
+                "scipy P": (lambda: scipy_baseline(p, sem, r, mp, STUFF), n),
+                "ours Q": (lambda: cluster_points(q, sem, r, mp, STUFF), n),
+                "scipy Q": (lambda: scipy_baseline(q, sem, r, mp, STUFF), min(n, 3))}
+        ms = _median_ms(runs, lambda: None, warm_up=("ours P", "ours Q"))
+        for name, coords in (("P", p), ("Q", q)):
+            ours, base = ms[f"ours {name}"], ms[f"scipy {name}"]
+            clusters = int(cluster_points(coords, sem, r, mp, STUFF).max()) + 1
+            rows.append({"radius m": f"{r:g}", "set": name, "points": len(p), "grouped": grouped,
+                         "clusters": clusters, "ours ms": ours, "scipy ms": base, "speed-up": f"{base / ours:.2f}x"})
+    return rows
+
+
+def run_tiled_scannet(args: argparse.Namespace) -> int:
+    import os
+    import platform
+
+    import numpy as np
+    import scipy
+
+    folder = Path(args.tiled_scannet) if args.tiled_scannet else default_scannet_folder()
+    scene = tiled_scannet(folder, args.tiled_points)
+    if scene is None:
+        print(f"--tiled-scannet: skipped, no ScanNet scans (<scene>_vert_all.npy, _sem_label_all.npy, "
+              f"_ins_label_all.npy) in {folder} (absent or empty; give the folder, or set POINTGROUP_REALDATA)")
+        return 0
+    print(f"{scene.name}: {len(scene.xyz)} points from {folder}; classes 0, 1 (wall, floor; unannotated -> 0) "
+          f"not grouped; min points {args.min_points}; medians of {args.repeat} interleaved runs (scipy Q: "
+          f"{min(args.repeat, 3)}); OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}; "
+          f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; numpy {np.__version__}, "
+          f"scipy {scipy.__version__}")
+    print("ours = cluster_points on numpy arrays (CPU); scipy = cKDTree(coords).query_pairs(r) + same-label, "
+          "not-ignored filter + csgraph.connected_components (the plain baseline, tree on all points)\n")
+    _print_table(tiled_scannet_rows(args, scene))
+    return 0
+
+
 def tiled_rooms(n_points: int, seed: int = 0) -> tuple[Any, Any]:
     """Synthetic rooms (data.synthetic) side by side until about n_points: (xyz float32, rgb uint8)."""
     import numpy as np
@@ -324,6 +424,8 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.tiled_scannet is not None:
+        return run_tiled_scannet(args)
     import torch
 
     stages = [s.strip() for s in args.stages.split(",") if s.strip()]
