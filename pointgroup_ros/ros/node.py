@@ -25,6 +25,7 @@ import signal
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any, Callable
 
 try:
@@ -49,10 +50,10 @@ from ..tracking import Tracker, TrackingResult
 from ..transforms import TransformError, matrix_from_transform_msg, normalize_frame
 from .cloud import CloudFormatError
 from .kit import RclpyKit
-from .params import (FROM_MODEL, SPECS_BY_NAME, NodeSettings, ParameterError, ParamSpec, apply_changes, param_specs,
-                     to_descriptor)
-from .processing import (OUTPUTS, FrameProcessor, FrameStats, Gravity, LatestMailbox, SegmentingPipeline,
-                         Throughput, TrackingInput, build_diagnostics, throughput_problems)
+from .params import (FROM_MODEL, SPECS_BY_NAME, NodeSettings, ParameterError, ParamSpec, apply_changes, input_names,
+                     param_specs, to_descriptor)
+from .processing import (OUTPUTS, FrameProcessor, FrameStats, Gravity, InTurnMailbox, SegmentingPipeline,
+                         Throughput, TrackingInput, diagnostic_array, diagnostic_status, throughput_problems)
 from .typestore import OUTPUT_TYPES
 
 PipelineFactory = Callable[[Config, str, str, int], SegmentingPipeline]
@@ -135,6 +136,36 @@ class RosLogHandler(logging.Handler):
             self.handleError(record)
 
 
+@dataclass
+class _Input:
+    """One camera / lidar the node serves: its topics, counters and tracker ('' = the single default input,
+    with the topics of a one-input node: ~/input/points, ~/labeled_points, ...)."""
+
+    name: str
+    topic: str  # the resolved input topic
+    pubs: dict[str, Publisher]  # output name -> lifecycle publisher
+    stats: FrameStats
+    throughput: Throughput
+    subscription: Any = None
+    tracker: Tracker | None = None  # built by the worker on the input's first tracked frame
+    tracker_epoch: int = -1
+    tracks_confirmed: int = 0
+    skipped_no_tracking_tf: int = 0
+    tracking_advice: str = ""  # why the tracker skipped the latest frame (bad pose), shown in /diagnostics
+    frame_advice: str = ""  # a warning about the input frame, shown in /diagnostics while it applies
+    warned_no_colour: bool = False
+    warned_optical: bool = False
+
+    @property
+    def prefix(self) -> str:
+        return f"~/{self.name}/" if self.name else "~/"
+
+    def forget_tracks(self) -> None:
+        self.tracker = None
+        self.tracks_confirmed = 0
+        self.tracking_advice = ""
+
+
 class PointGroupNode(LifecycleNode):
     """PointGroup instance segmentation of PointCloud2 frames, as a managed (lifecycle) node.
 
@@ -192,36 +223,35 @@ class PointGroupNode(LifecycleNode):
         # turned off, or tracking_frame changed) makes the worker forget the tracks before its next frame
         self._settings_lock = threading.Lock()
         self._tracking_epoch = 0
-        self._tracker: Tracker | None = None  # built by the worker on the first tracked frame
-        self._tracker_epoch = -1
-        self._tracks_confirmed = 0
-        self._skipped_no_tracking_tf = 0
-        self._tracking_advice = ""  # why the tracker skipped the latest frame (bad pose), shown in /diagnostics
         self._reporting = False  # True while the node itself sets a reported parameter (class_names)
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
+        try:
+            names = input_names(self._str("inputs"))
+        except ParameterError as exc:
+            raise ValueError(f"invalid parameter at start-up: {exc}") from None
         out_qos = qos_profile(self._str("output_reliability"), self._int("output_depth"))
-        # lifecycle publishers: they publish only while the node is active
-        self._pubs: dict[str, Publisher] = {
-            name: self.create_lifecycle_publisher(self._kit.cls(OUTPUT_TYPES[name]), f"~/{name}", out_qos)
-            for name in OUTPUTS}
+        self._inputs: list[_Input] = []
+        for name in names:
+            prefix = f"~/{name}/" if name else "~/"
+            self._inputs.append(_Input(
+                name=name, topic=self.resolve_topic_name(f"{prefix}input/points"),
+                # lifecycle publishers: they publish only while the node is active
+                pubs={out: self.create_lifecycle_publisher(self._kit.cls(OUTPUT_TYPES[out]), f"{prefix}{out}",
+                                                           out_qos) for out in OUTPUTS},
+                # the ROS clock may be sim time, which stops with the bag: rates and silence are measured on a
+                # monotonic one
+                stats=FrameStats(), throughput=Throughput(clock=monotonic)))
+        self._by_name = {inp.name: inp for inp in self._inputs}
         self._diag_pub = self.create_publisher(self._kit.cls("diagnostic_msgs/msg/DiagnosticArray"),
                                                "/diagnostics", 10)
-        self._mailbox: LatestMailbox[Any] = LatestMailbox()
+        self._mailbox: InTurnMailbox[Any] = InTurnMailbox(names)
         self._mailbox.close()  # a new one at each configure
-        self._stats = FrameStats()
-        # the ROS clock may be sim time, which stops with the bag: rates and silence are measured on a monotonic one
-        self._throughput = Throughput(clock=monotonic)
-        self._input_topic = self.resolve_topic_name("~/input/points")
         self._device = self._str("device")  # the pipeline's own once loaded (diagnostics' hardware_id)
         self._state = UNCONFIGURED
         self._active = False  # frames are published only while active (checked by the worker)
         self._pipeline: SegmentingPipeline | None = None
         self._worker: threading.Thread | None = None
-        self._subscription: Any = None
-        self._frame_advice = ""  # a warning about the input frame, shown in /diagnostics while it applies
-        self._warned_no_colour = False
-        self._warned_optical = False
         self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics)
         if not self.autostart:
             self.get_logger().info(f"unconfigured: `ros2 lifecycle set {self.get_fully_qualified_name()} configure` "
@@ -257,7 +287,7 @@ class PointGroupNode(LifecycleNode):
             return TransitionCallbackReturn.FAILURE
         self._pipeline = pipeline
         self._device = str(getattr(pipeline, "device", self._device))
-        self._mailbox = LatestMailbox()
+        self._mailbox = InTurnMailbox([inp.name for inp in self._inputs])
         self._worker = threading.Thread(target=self._work, args=(pipeline, self._mailbox), name="pointgroup-worker",
                                         daemon=True)
         self._worker.start()
@@ -267,17 +297,19 @@ class PointGroupNode(LifecycleNode):
         return super().on_configure(state)
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        """Subscribe to the input; the outputs publish from now on."""
-        self._subscription = self.create_subscription(
-            self._kit.cls("sensor_msgs/msg/PointCloud2"), "~/input/points", self._on_cloud,
-            qos_profile(self._str("input_reliability"), self._int("input_depth")))
-        self._throughput.restart()  # a silent input is counted from here
+        """Subscribe to the inputs; the outputs publish from now on."""
+        qos = qos_profile(self._str("input_reliability"), self._int("input_depth"))
+        for inp in self._inputs:
+            inp.subscription = self.create_subscription(
+                self._kit.cls("sensor_msgs/msg/PointCloud2"), f"{inp.prefix}input/points",
+                lambda msg, name=inp.name: self._on_cloud(name, msg), qos)
+            inp.throughput.restart()  # a silent input is counted from here
         self._active = True
         self._state = READY
         settings = self._settings
         tracking = f"tracking in {settings.tracking_frame}" if settings.tracking else "tracking off"
         self.get_logger().info(f"ready: gravity frame {settings.gravity_frame or '(the input frame)'}, {tracking}; "
-                               f"waiting for clouds on {self._input_topic}")
+                               f"waiting for clouds on {', '.join(inp.topic for inp in self._inputs)}")
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -303,9 +335,10 @@ class PointGroupNode(LifecycleNode):
 
     def _stop_input(self) -> None:
         self._active = False
-        if self._subscription is not None:
-            self.destroy_subscription(self._subscription)
-            self._subscription = None
+        for inp in self._inputs:
+            if inp.subscription is not None:
+                self.destroy_subscription(inp.subscription)
+                inp.subscription = None
         self._mailbox.clear()
 
     def _release(self, wait_s: float | None = None) -> None:
@@ -316,8 +349,8 @@ class PointGroupNode(LifecycleNode):
         if worker is not None and worker is not threading.current_thread():
             worker.join(timeout=wait_s)
         pipeline, self._pipeline = self._pipeline, None
-        self._tracker = None
-        self._tracks_confirmed = 0
+        for inp in self._inputs:
+            inp.forget_tracks()
         close = getattr(pipeline, "close", None)
         if close is not None and not (worker is not None and worker.is_alive()):
             close()  # (a worker still in a frame at shutdown keeps its model until it ends)
@@ -421,9 +454,9 @@ class PointGroupNode(LifecycleNode):
         self._tf_listener = tf2_ros.TransformListener(self._tf_buffer, self)
 
     # ------------------------------------------------------------------ worker thread
-    def _on_cloud(self, msg: Any) -> None:
-        replaced = self._mailbox.put(msg)  # never blocks: the worker takes the newest frame
-        self._throughput.cloud_received(replaced)
+    def _on_cloud(self, name: str, msg: Any) -> None:
+        replaced = self._mailbox.put(name, msg)  # never blocks: the worker takes each input's newest frame in turn
+        self._by_name[name].throughput.cloud_received(replaced)
 
     def _alive(self) -> bool:
         """False once shutdown began: destroy_node was called, or the context was shut down (Ctrl-C: rclpy's
@@ -436,82 +469,81 @@ class PointGroupNode(LifecycleNode):
         except Exception:  # pragma: no cover - a context torn down under us
             return False
 
-    def _work(self, pipeline: SegmentingPipeline, mailbox: LatestMailbox[Any]) -> None:
-        """The worker of one configure: segments the newest frame until its mailbox closes (cleanup, shutdown)."""
+    def _work(self, pipeline: SegmentingPipeline, mailbox: InTurnMailbox[Any]) -> None:
+        """The worker of one configure: segments each input's newest frame in turn until the mailbox closes
+        (cleanup, shutdown). One model serves every input."""
         try:
             processor = FrameProcessor(pipeline, self._kit)
             while not mailbox.closed:
-                msg = mailbox.take(timeout=0.5)
-                if msg is not None:
-                    self._process(processor, pipeline, msg)
+                taken = mailbox.take(timeout=0.5)
+                if taken is not None:
+                    self._process(processor, pipeline, self._by_name[taken[0]], taken[1])
         except Exception:
             if self._alive():
                 raise
             # the node went away under the worker (Ctrl-C while a frame was in progress): the error says only
             # that; it must not end the process with a traceback
 
-    def _process(self, processor: FrameProcessor, pipeline: SegmentingPipeline, msg: Any) -> None:
-        """One frame. Nothing is published or logged through rclpy once shutdown began (_alive): checked before
+    def _process(self, processor: FrameProcessor, pipeline: SegmentingPipeline, inp: _Input, msg: Any) -> None:
+        """One frame of input `inp`. Nothing is published or logged through rclpy once shutdown began (_alive): checked before
         each, so that a frame Ctrl-C overtakes ends without a word."""
         if not self._alive() or not self._active:
             return  # shutting down, or deactivated since the frame came
         log = self.get_logger()
         with self._settings_lock:  # one consistent snapshot per frame
             settings, epoch = self._settings, self._tracking_epoch
-        outputs = self._listened_outputs(settings)
+        outputs = self._listened_outputs(settings, inp)
         if not outputs:
             return  # nobody listens: save the GPU
         gravity: Gravity | None = None
         if settings.gravity_frame:
-            self._frame_advice = ""
-            gravity = self._gravity(settings, msg)
+            inp.frame_advice = ""
+            gravity = self._gravity(settings, inp, msg)
             if gravity is None:
                 return  # skipped: no transform
         else:
-            self._check_input_frame(normalize_frame(str(msg.header.frame_id)))
+            self._check_input_frame(inp, normalize_frame(str(msg.header.frame_id)))
         tracking: TrackingInput | None = None
         if settings.tracking:
-            tracking = self._tracking_input(settings, epoch, msg, gravity)
+            tracking = self._tracking_input(settings, epoch, inp, msg, gravity)
             if tracking is None:
                 return  # skipped: no transform to the tracking frame (the tracks are kept)
-        elif self._tracker is not None:
-            self._tracker = None  # tracking is off: the tracks are forgotten
-            self._tracks_confirmed = 0
-            self._tracking_advice = ""
+        elif inp.tracker is not None:
+            inp.forget_tracks()  # tracking is off
         try:
             pipeline.max_points = settings.max_points
             processor.marker_lifetime = settings.marker_lifetime
             result = processor.process(msg, outputs, settings.grouping, settings.postprocess, settings.preprocess,
                                        gravity, tracking)
         except CloudFormatError as exc:
-            self._stats.record_error(True, str(exc))
+            inp.stats.record_error(True, str(exc))
             if self._alive():
                 log.warning(f"ignoring bad input cloud: {exc}", throttle_duration_sec=WARN_THROTTLE_S)
             return
         except Exception as exc:  # never let one frame kill the worker
-            self._stats.record_error(False, f"{type(exc).__name__}: {exc}")
+            inp.stats.record_error(False, f"{type(exc).__name__}: {exc}")
             if self._alive():
                 log.error(f"frame failed: {type(exc).__name__}: {exc}", throttle_duration_sec=WARN_THROTTLE_S)
             return
         if not self._alive():
             return  # Ctrl-C while this frame was being segmented: it is neither published nor logged about
-        if result.cloud.rgb is None and not self._warned_no_colour:
-            self._warned_no_colour = True
+        if result.cloud.rgb is None and not inp.warned_no_colour:
+            inp.warned_no_colour = True
             log.warning(f"input cloud has no colour (rgb, rgba or r/g/b fields): the model gets a neutral grey "
                         f"({result.layout.describe()})")
-        failed = self._publish_all(result.messages)
+        failed = self._publish_all(inp, result.messages)
         if not self._alive():
             return  # Ctrl-C while this frame was being published (a failure then says only that)
         if failed is not None:
-            self._stats.record_error(False, f"publishing failed: {failed}")
+            inp.stats.record_error(False, f"publishing failed: {failed}")
             log.error(f"publishing failed: {failed}", throttle_duration_sec=WARN_THROTTLE_S)
             return
         if result.tracking is not None:
-            self._after_tracking(result.tracking, settings.tracking_frame, msg)
-        self._stats.record(result, self._age_ms(msg))
-        self._throughput.frame_published()
+            self._after_tracking(inp, result.tracking, settings.tracking_frame, msg)
+        inp.stats.record(result, self._age_ms(msg))
+        inp.throughput.frame_published()
 
-    def _publish_all(self, messages: dict[str, Any]) -> str | None:
+    def _publish_all(self, inp: _Input, messages: dict[str, Any]) -> str | None:
         """Publish a frame's messages unless shutdown began (checked under the lock destroy_node takes before
         the publishers go); the error ("Type: message") when a publish failed, else None."""
         with self._publish_lock:
@@ -519,23 +551,23 @@ class PointGroupNode(LifecycleNode):
                 return None
             try:
                 for name, message in messages.items():
-                    self._pubs[name].publish(message)
+                    inp.pubs[name].publish(message)
             except Exception as exc:  # the context may also be shut down by Ctrl-C right now
                 return f"{type(exc).__name__}: {exc}"
         return None
 
-    def _listened_outputs(self, settings: NodeSettings) -> tuple[str, ...]:
+    def _listened_outputs(self, settings: NodeSettings, inp: _Input) -> tuple[str, ...]:
         """The outputs that are enabled and have a subscriber: the ones worth building."""
         return tuple(name for name in OUTPUTS if getattr(settings, f"publish_{name}")
-                     and self._pubs[name].get_subscription_count() > 0)
+                     and inp.pubs[name].get_subscription_count() > 0)
 
-    def _gravity(self, settings: NodeSettings, msg: Any) -> Gravity | None:
+    def _gravity(self, settings: NodeSettings, inp: _Input, msg: Any) -> Gravity | None:
         """(gravity frame, input -> gravity matrix) at the cloud's stamp; None (frame skipped, counted) when
         tf2 has no such transform within tf_timeout."""
-        matrix = self._lookup(settings.gravity_frame, msg, settings.tf_timeout)
+        matrix = self._lookup(inp, settings.gravity_frame, msg, settings.tf_timeout)
         return None if matrix is None else (settings.gravity_frame, matrix)
 
-    def _tracking_input(self, settings: NodeSettings, epoch: int, msg: Any,
+    def _tracking_input(self, settings: NodeSettings, epoch: int, inp: _Input, msg: Any,
                         gravity: Gravity | None) -> TrackingInput | None:
         """The tracker (its config from `settings`; reset when the tracking epoch moved on) and the pose of the
         cloud's frame in tracking_frame at its stamp; None (frame skipped, counted, tracks kept) when tf2 has no
@@ -544,35 +576,35 @@ class PointGroupNode(LifecycleNode):
         if gravity is not None and gravity[0] == target:
             fixed_from_input: np.ndarray | None = gravity[1]  # the same lookup already done
         else:
-            fixed_from_input = self._lookup(target, msg, settings.tf_timeout, "tracking ")
+            fixed_from_input = self._lookup(inp, target, msg, settings.tf_timeout, "tracking ")
         if fixed_from_input is None:
-            with self._stats.lock:
-                self._skipped_no_tracking_tf += 1
+            with inp.stats.lock:
+                inp.skipped_no_tracking_tf += 1
             return None
-        if self._tracker is None:
-            self._tracker = Tracker(settings.tracker)
-        elif self._tracker_epoch != epoch:
-            self._tracker.reset()  # ids keep counting up: a forgotten track's id is never reused
-            self._tracks_confirmed = 0
-        if self._tracker.config != settings.tracker:
-            self._tracker.config = settings.tracker  # thresholds changed: the tracks are kept
-        self._tracker_epoch = epoch
-        return TrackingInput(self._tracker, fixed_from_input)
+        if inp.tracker is None:
+            inp.tracker = Tracker(settings.tracker)
+        elif inp.tracker_epoch != epoch:
+            inp.tracker.reset()  # ids keep counting up: a forgotten track's id is never reused
+            inp.tracks_confirmed = 0
+        if inp.tracker.config != settings.tracker:
+            inp.tracker.config = settings.tracker  # thresholds changed: the tracks are kept
+        inp.tracker_epoch = epoch
+        return TrackingInput(inp.tracker, fixed_from_input)
 
-    def _after_tracking(self, tracked: TrackingResult, frame: str, msg: Any) -> None:
+    def _after_tracking(self, inp: _Input, tracked: TrackingResult, frame: str, msg: Any) -> None:
         """Diagnostics of a tracked frame; a frame the tracker refused (bad pose) is warned about."""
         if tracked.skipped:
             stamp = msg.header.stamp
-            self._tracking_advice = (f"tracking skipped the frame at stamp {int(stamp.sec)}."
+            inp.tracking_advice = (f"tracking skipped the frame at stamp {int(stamp.sec)}."
                                      f"{int(stamp.nanosec):09d} (pose in {frame}: {tracked.skipped_reason}); "
                                      "it was published without instances")
             if self._alive():
-                self.get_logger().warning(self._tracking_advice, throttle_duration_sec=WARN_THROTTLE_S)
+                self.get_logger().warning(inp.tracking_advice, throttle_duration_sec=WARN_THROTTLE_S)
             return
-        self._tracking_advice = ""
-        self._tracks_confirmed = len(tracked.tracks)
+        inp.tracking_advice = ""
+        inp.tracks_confirmed = len(tracked.tracks)
 
-    def _lookup(self, target: str, msg: Any, timeout: float, kind: str = "") -> np.ndarray | None:
+    def _lookup(self, inp: _Input, target: str, msg: Any, timeout: float, kind: str = "") -> np.ndarray | None:
         """The 4x4 matrix taking the cloud's points into `target` at the cloud's stamp (tf2, waiting up to
         `timeout` s); None, with the frame counted as skipped and a throttled warning, when there is none."""
         source = normalize_frame(str(msg.header.frame_id))
@@ -590,22 +622,22 @@ class PointGroupNode(LifecycleNode):
             stamp = msg.header.stamp
             reason = (f"no {kind}transform {target} <- {source or '(empty frame_id)'} at stamp "
                       f"{int(stamp.sec)}.{int(stamp.nanosec):09d}: {exc}")
-            self._stats.record_skip(reason)
+            inp.stats.record_skip(reason)
             if self._alive():
                 self.get_logger().warning(f"skipping frame: {reason}", throttle_duration_sec=WARN_THROTTLE_S)
             return None
 
-    def _check_input_frame(self, frame: str) -> None:
+    def _check_input_frame(self, inp: _Input, frame: str) -> None:
         """Without a gravity frame, a camera optical frame (z forward, y down) is almost surely wrong."""
         if not frame.endswith(OPTICAL_SUFFIX):
-            self._frame_advice = ""
+            inp.frame_advice = ""
             return
-        self._frame_advice = (f"input frame {frame} is a camera optical frame (z forward, y down): set "
+        inp.frame_advice = (f"input frame {frame} is a camera optical frame (z forward, y down): set "
                               "gravity_frame (e.g. base_link) so the model sees z up")
-        if not self._warned_optical:
-            self._warned_optical = True
+        if not inp.warned_optical:
+            inp.warned_optical = True
             if self._alive():
-                self.get_logger().warning(self._frame_advice)
+                self.get_logger().warning(inp.frame_advice)
 
     def _age_ms(self, msg: Any) -> float:
         stamp = Time.from_msg(msg.header.stamp)
@@ -615,42 +647,15 @@ class PointGroupNode(LifecycleNode):
 
     # ------------------------------------------------------------------ diagnostics and shutdown
     def _publish_diagnostics(self) -> None:
+        """One status per input (named after the node; 'NODE/input' when it has several), every second."""
         if not self._alive():
             return
         try:
-            stats = self._stats
-            settings = self._settings
-            ready = self._state == READY
-            listened = self._listened_outputs(settings)
-            throughput = self._throughput.read()
-            # a silent input or dropped frames say something only once the model runs (loading is WARN anyway)
-            problems = (throughput_problems(throughput, self._input_topic, settings.diagnostics_stale_s,
-                                            bool(listened), self._mailbox.dropped) if ready else [])
-            advice = "; ".join(a for a in (self._frame_advice, self._tracking_advice) if a)
-            if self._state.startswith("model failed"):
-                level = ERROR
-            elif self._state in (UNCONFIGURED, INACTIVE):
-                level = OK  # brought down on purpose (lifecycle)
-            else:
-                level = OK if ready and stats.last_frame_ok and not advice and not problems else WARN
-            message = self._state if stats.last_frame_ok else f"{self._state}; last frame: {stats.last_error}"
-            message = "; ".join([message, *problems] + ([advice] if advice else []))
-            values = stats.key_values(self._mailbox.dropped, self._mailbox.received)
-            values.append(("input topic", self._input_topic))
-            values += throughput.key_values()
-            # nobody listens: frames are not segmented, so the output rate is 0 and that is no problem
-            values.append(("outputs subscribed", ", ".join(listened) or "none (frames are not segmented)"))
-            values.append(("no-cloud warning after s", f"{settings.diagnostics_stale_s:g}"
-                           if settings.diagnostics_stale_s > 0 else "never (diagnostics_stale_s 0)"))
-            values.append(("gravity frame", settings.gravity_frame or "(the input frame)"))
-            values.append(("tracking", f"on, in {settings.tracking_frame}" if settings.tracking else "off"))
-            if settings.tracking or self._tracker is not None:
-                with stats.lock:
-                    skipped = self._skipped_no_tracking_tf
-                values += [("tracks confirmed", str(self._tracks_confirmed)),
-                           ("frames skipped (no tracking transform)", str(skipped))]
-            array = build_diagnostics(self._kit, self.get_clock().now().to_msg(), self.get_fully_qualified_name(),
-                                      self._device, level, message, values)
+            node = self.get_fully_qualified_name()
+            several = len(self._inputs) > 1
+            statuses = [diagnostic_status(self._kit, f"{node}/{inp.name}" if several else node, self._device,
+                                          *self._input_status(inp)) for inp in self._inputs]
+            array = diagnostic_array(self._kit, self.get_clock().now().to_msg(), statuses)
             with self._publish_lock:
                 if self._alive():
                     self._diag_pub.publish(array)
@@ -658,6 +663,41 @@ class PointGroupNode(LifecycleNode):
             # (a publish that failed because Ctrl-C shut the context down is not worth a word either)
             if self._alive():
                 self.get_logger().error(f"diagnostics failed: {exc}", throttle_duration_sec=WARN_THROTTLE_S)
+
+    def _input_status(self, inp: _Input) -> tuple[int, str, list[tuple[str, str]]]:
+        """(level, message, key-values) of one input's diagnostic status."""
+        stats = inp.stats
+        settings = self._settings
+        ready = self._state == READY
+        listened = self._listened_outputs(settings, inp)
+        throughput = inp.throughput.read()
+        # a silent input or dropped frames say something only once the model runs (loading is WARN anyway)
+        problems = (throughput_problems(throughput, inp.topic, settings.diagnostics_stale_s, bool(listened),
+                                        self._mailbox.dropped[inp.name]) if ready else [])
+        advice = "; ".join(a for a in (inp.frame_advice, inp.tracking_advice) if a)
+        if self._state.startswith("model failed"):
+            level = ERROR
+        elif self._state in (UNCONFIGURED, INACTIVE):
+            level = OK  # brought down on purpose (lifecycle)
+        else:
+            level = OK if ready and stats.last_frame_ok and not advice and not problems else WARN
+        message = self._state if stats.last_frame_ok else f"{self._state}; last frame: {stats.last_error}"
+        message = "; ".join([message, *problems] + ([advice] if advice else []))
+        values = stats.key_values(self._mailbox.dropped[inp.name], self._mailbox.received[inp.name])
+        values.append(("input topic", inp.topic))
+        values += throughput.key_values()
+        # nobody listens: frames are not segmented, so the output rate is 0 and that is no problem
+        values.append(("outputs subscribed", ", ".join(listened) or "none (frames are not segmented)"))
+        values.append(("no-cloud warning after s", f"{settings.diagnostics_stale_s:g}"
+                       if settings.diagnostics_stale_s > 0 else "never (diagnostics_stale_s 0)"))
+        values.append(("gravity frame", settings.gravity_frame or "(the input frame)"))
+        values.append(("tracking", f"on, in {settings.tracking_frame}" if settings.tracking else "off"))
+        if settings.tracking or inp.tracker is not None:
+            with stats.lock:
+                skipped = inp.skipped_no_tracking_tf
+            values += [("tracks confirmed", str(inp.tracks_confirmed)),
+                       ("frames skipped (no tracking transform)", str(skipped))]
+        return level, message, values
 
     def destroy_node(self) -> None:
         """Stop the worker, free the model, then destroy the node. From the first line on the worker neither

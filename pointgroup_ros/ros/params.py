@@ -164,6 +164,10 @@ def param_specs(cfg: Config | None = None, class_names: tuple[str, ...] | None =
         ParamSpec("diagnostics_stale_s", 5.0, "Seconds without a cloud on ~/input/points after which /diagnostics "
                   "shows WARN (counted from when the model is ready while none came, so a silent camera at "
                   "start-up warns too); 0: never", float_range=STALE_RANGE),
+        ParamSpec("inputs", "", "Names of the inputs one model serves, comma-separated (e.g. 'front, rear'): each "
+                  "input k has its topic ~/k/input/points and its outputs under ~/k/ (one diagnostic status each); "
+                  "frames are taken newest-first per input and in turn across inputs. Empty: one input, "
+                  "~/input/points and outputs under ~/", read_only=True),
         ParamSpec("input_reliability", "best_effort", "QoS reliability of the ~/input/points subscription",
                   read_only=True, choices=RELIABILITY),
         ParamSpec("input_depth", 1, "QoS history depth (keep last) of the input; 1 = newest frame only",
@@ -234,6 +238,22 @@ _POSTPROCESS_KEYS = {"score_threshold": "score_threshold", "nms_iou_threshold": 
                      "min_instance_points": "min_instance_points"}
 _PLAIN_KEYS = ("max_points", "gravity_frame", "tf_timeout", "tracking", "tracking_frame",
                "marker_lifetime") + PUBLISH_FLAGS + ("diagnostics_stale_s",)
+
+
+INPUT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+
+
+def input_names(value: str) -> list[str]:
+    """The `inputs` parameter as a list of names (['']: the single default input); ParameterError when a name is
+    not a valid ROS name token or appears twice."""
+    names = [name.strip() for name in value.split(",")] if value.strip() else [""]
+    for name in names:
+        if name and not INPUT_NAME.fullmatch(name) or not name and len(names) > 1:
+            raise ParameterError(f"inputs: {name!r} is not a valid input name (a letter, then letters, digits or _; "
+                                 f"names separated by commas), in {value!r}")
+    if len(set(names)) != len(names):
+        raise ParameterError(f"inputs: a name appears twice in {value!r}")
+    return names
 
 
 def settings_from_config(cfg: Config, max_points: int = 300_000) -> NodeSettings:

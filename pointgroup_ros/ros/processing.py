@@ -11,8 +11,8 @@ publish only confirmed tracks, under their track ids and colours (cloud.Instance
 skips (no pose, bad pose) is published with no instance at all rather than with rank ids, and the result says
 why (FrameResult.tracking.skipped_reason). Callers that cannot look the pose up are expected to skip the frame
 before segmenting it, as for a missing gravity transform (the runner does).
-LatestMailbox: the node's one-slot hand-over from the subscription callback to the worker thread (a newer frame
-replaces an unprocessed one, which is counted as dropped). FrameStats: what /diagnostics says. RateWindow and
+InTurnMailbox: the node's one-slot-per-input hand-over from the subscription callbacks to the worker thread (a
+newer frame replaces an unprocessed one of the same input, counted as dropped; inputs are served in turn). FrameStats: what /diagnostics says. RateWindow and
 Throughput: the node's input and output rates and how long no cloud came, on a monotonic clock (injectable for
 tests), with the problems they show (throughput_problems).
 """
@@ -22,7 +22,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Generic, Protocol, Sequence, TypeVar
 
 import numpy as np
 
@@ -175,38 +175,54 @@ class _Header:
 T = TypeVar("T")
 
 
-class LatestMailbox(Generic[T]):
-    """A one-slot mailbox: put() never blocks and replaces an item not yet taken (counted in `dropped`)."""
+class InTurnMailbox(Generic[T]):
+    """One-slot mailboxes, one per input, emptied by one worker in turn.
 
-    def __init__(self) -> None:
+    put() never blocks and replaces the input's item not yet taken (counted in dropped[input]); take() gives the
+    newest item of the next input, round robin from the one after the input last served, so a camera that sends
+    fast cannot starve a slower one: with k inputs busy, each gets every k-th frame the worker segments.
+    """
+
+    def __init__(self, inputs: Sequence[str] = ("",)) -> None:
         self._cond = threading.Condition()
-        self._item: T | None = None
+        self._inputs = tuple(inputs)
+        self._items: dict[str, T] = {}
+        self._next = 0  # index of the input served first at the next take()
         self._closed = False
-        self.dropped = 0
-        self.received = 0
+        self.dropped = dict.fromkeys(self._inputs, 0)
+        self.received = dict.fromkeys(self._inputs, 0)
 
-    def put(self, item: T) -> bool:
-        """Leave `item` for the worker; True when it replaced (dropped) an older one."""
+    def put(self, name: str, item: T) -> bool:
+        """Leave `item` of input `name` for the worker; True when it replaced (dropped) an older one."""
         with self._cond:
-            replaced = self._item is not None
-            self.dropped += int(replaced)
-            self.received += 1
-            self._item = item
+            replaced = name in self._items
+            self.dropped[name] += int(replaced)
+            self.received[name] += 1
+            self._items[name] = item
             self._cond.notify()
             return replaced
 
-    def take(self, timeout: float | None = None) -> T | None:
-        """The newest item, waiting up to `timeout` seconds; None on timeout or after close()."""
+    def take(self, timeout: float | None = None) -> tuple[str, T] | None:
+        """(input, its newest item) of the next input in turn that has one, waiting up to `timeout` seconds;
+        None on timeout or after close()."""
         with self._cond:
-            if self._item is None and not self._closed:
+            if not self._items and not self._closed:
                 self._cond.wait(timeout)
-            item, self._item = self._item, None
-            return None if self._closed else item
+            if self._closed or not self._items:
+                return None
+            count = len(self._inputs)
+            for step in range(count):
+                index = (self._next + step) % count
+                name = self._inputs[index]
+                if name in self._items:
+                    self._next = (index + 1) % count
+                    return name, self._items.pop(name)
+            return None  # pragma: no cover - every key of _items is an input
 
     def clear(self) -> None:
-        """Forget an item not yet taken (the input stopped: it is not worth segmenting any more)."""
+        """Forget the items not yet taken (the input stopped: they are not worth segmenting any more)."""
         with self._cond:
-            self._item = None
+            self._items.clear()
 
     def close(self) -> None:
         with self._cond:
@@ -396,7 +412,7 @@ class Throughput:
             window.restart()
 
     def cloud_received(self, replaced: bool) -> None:
-        """A cloud arrived; replaced: it dropped an unprocessed one (LatestMailbox.put's answer)."""
+        """A cloud arrived; replaced: it dropped an unprocessed one (InTurnMailbox.put's answer)."""
         self.clouds.tick()
         if replaced:
             self.dropped.tick()
@@ -408,11 +424,21 @@ class Throughput:
         return ThroughputReading(self.window_s, self.clouds.read(), self.published.read(), self.dropped.read())
 
 
+def diagnostic_status(kit: MessageKit, name: str, hardware_id: str, level: int, message: str,
+                      values: list[tuple[str, str]]) -> Any:
+    """diagnostic_msgs/DiagnosticStatus (level 0 OK, 1 WARN, 2 ERROR)."""
+    return kit.make("diagnostic_msgs/msg/DiagnosticStatus", level=kit.byte(level), name=name, message=message,
+                    hardware_id=hardware_id,
+                    values=[kit.make("diagnostic_msgs/msg/KeyValue", key=k, value=v) for k, v in values])
+
+
+def diagnostic_array(kit: MessageKit, stamp: Any, statuses: list[Any]) -> Any:
+    header = kit.make("std_msgs/msg/Header", stamp=stamp, frame_id="")
+    return kit.make("diagnostic_msgs/msg/DiagnosticArray", header=header, status=statuses)
+
+
 def build_diagnostics(kit: MessageKit, stamp: Any, name: str, hardware_id: str, level: int, message: str,
                       values: list[tuple[str, str]]) -> Any:
-    """diagnostic_msgs/DiagnosticArray with one status (level 0 OK, 1 WARN, 2 ERROR)."""
-    header = kit.make("std_msgs/msg/Header", stamp=stamp, frame_id="")
-    status = kit.make("diagnostic_msgs/msg/DiagnosticStatus", level=kit.byte(level), name=name, message=message,
-                      hardware_id=hardware_id, values=[kit.make("diagnostic_msgs/msg/KeyValue", key=k, value=v) for k, v in values])
-    return kit.make("diagnostic_msgs/msg/DiagnosticArray", header=header, status=[status])
+    """diagnostic_msgs/DiagnosticArray with one status."""
+    return diagnostic_array(kit, stamp, [diagnostic_status(kit, name, hardware_id, level, message, values)])
 

@@ -456,9 +456,10 @@ def _rclpy_cloud(**kw: Any) -> Any:
 
 
 def _send(node: Any, msg: Any, topic: str = "~/instances") -> Any:
-    """Hand `msg` to the node's subscription callback and wait for the next message on `topic`."""
+    """Hand `msg` to the node's subscription callback (of the input `topic` is an output of) and wait for the
+    next message on `topic`."""
     before = len(node.pubs[topic].sent)
-    node.subs["~/input/points"](msg)
+    node.subs[topic.rsplit("/", 1)[0] + "/input/points"](msg)
     _wait(lambda: len(node.pubs[topic].sent) > before)
     return node.pubs[topic].sent[-1]
 
@@ -633,8 +634,8 @@ def test_fake_rclpy_missing_transform_skips_the_frame(node_module: Any) -> None:
         processed = len(node.pubs["~/instances"].sent)
         for _ in range(3):
             node.subs["~/input/points"](msg)
-            _wait(lambda: node._mailbox._item is None)
-        _wait(lambda: node._stats.frames_skipped_no_tf == 3)
+            _wait(lambda: node._mailbox._items == {})
+        _wait(lambda: node._inputs[0].stats.frames_skipped_no_tf == 3)
         assert len(node.pubs["~/instances"].sent) == processed  # nothing published for a skipped frame
         warnings = [line for level, line in node.logger.lines if level == "warning" and "no transform" in line]
         assert warnings and "map <- camera_color_optical_frame" in warnings[0]
@@ -856,14 +857,14 @@ def test_fake_rclpy_publish_failures(node_module: Any) -> None:
 
         markers.publish = dying  # type: ignore[method-assign]
         node.subs["~/input/points"](_rclpy_cloud())
-        _wait(lambda: node.fake_pipeline.calls != [] and node._mailbox._item is None)
+        _wait(lambda: node.fake_pipeline.calls != [] and node._mailbox._items == {})
         time.sleep(0.2)
-        assert node._stats.frames_failed == 0 and node.logger.count("error", "publishing failed") == 0
+        assert node._inputs[0].stats.frames_failed == 0 and node.logger.count("error", "publishing failed") == 0
         markers.publish = publish  # type: ignore[method-assign]
         node.pubs["~/markers"].error = RuntimeError("Failed to publish: publisher's context is invalid")
         node.context_ok = True
         node.subs["~/input/points"](_rclpy_cloud())
-        _wait(lambda: node._stats.frames_failed == 1)
+        _wait(lambda: node._inputs[0].stats.frames_failed == 1)
         assert node.logger.count("error", "publishing failed: RuntimeError") == 1 and node._worker.is_alive()
         node.pubs["~/markers"].error = None
         assert len(_send(node, _rclpy_cloud()).instances) == 3
@@ -976,8 +977,8 @@ def test_fake_rclpy_tracking_missing_transform_skips_the_frame(node_module: Any)
         processed = len(node.pubs["~/instances"].sent)
         calls = len(node.fake_pipeline.calls)
         node.subs["~/input/points"](_tracking_cloud(3, base))
-        _wait(lambda: node._stats.frames_skipped_no_tf == 1)
-        _wait(lambda: node._mailbox._item is None)
+        _wait(lambda: node._inputs[0].stats.frames_skipped_no_tf == 1)
+        _wait(lambda: node._mailbox._items == {})
         assert len(node.pubs["~/instances"].sent) == processed  # nothing published for the skipped frame
         assert len(node.fake_pipeline.calls) == calls  # and nothing segmented
         warnings = [line for level, line in node.logger.lines if level == "warning" and "skipping frame" in line]
@@ -1006,9 +1007,9 @@ def test_fake_rclpy_tracking_parameters_apply_from_the_next_frame(node_module: A
         assert len(ids) == 2
         # a threshold change replaces the tracker's configuration from the next frame; the tracks are kept
         assert node.set_parameters_atomically({"tracking_min_iou": 0.3, "tracking_max_missed": 4}).successful
-        assert node._tracker.config.min_iou == 0.1  # not before the next frame
+        assert node._inputs[0].tracker.config.min_iou == 0.1  # not before the next frame
         assert _ids_by_class(_send(node, _tracking_cloud(3, base))) == ids
-        assert (node._tracker.config.min_iou, node._tracker.config.max_missed) == (0.3, 4)
+        assert (node._inputs[0].tracker.config.min_iou, node._inputs[0].tracker.config.max_missed) == (0.3, 4)
         # bad values are refused with the parameter's name
         bad = node.set_parameters_atomically({"tracking_confirm_hits": 6})  # > tracking_confirm_window (5)
         assert not bad.successful and "tracking_confirm_window" in bad.reason
@@ -1030,7 +1031,7 @@ def test_fake_rclpy_tracking_parameters_apply_from_the_next_frame(node_module: A
             ranks = _ids_by_class(_send(node, _tracking_cloud(k, base)))
             swapped = node.fake_pipeline.calls[-1]["swapped"]
             assert ranks == ({0: 1, 1: 0} if swapped else {0: 0, 1: 1})
-        assert len(buffer.lookups) == lookups and node._tracker is None
+        assert len(buffer.lookups) == lookups and node._inputs[0].tracker is None
         status, values = _diagnostics(node)
         assert values["tracking"] == "off" and "tracks confirmed" not in values
         # and on again: the tracks start afresh (still confirm_hits 1: published at once, under new ids)
@@ -1191,7 +1192,7 @@ def test_fake_rclpy_diagnostics_dropped_frames_and_no_listeners(node_module: Any
                                   "all)")
         assert values["frames dropped (last 10 s)"] == "18" and values["frames dropped (newer frame arrived)"] == "18"
         pipeline.gate.set()
-        _wait(lambda: node._stats.frames_processed == 2)  # the first cloud and the newest one
+        _wait(lambda: node._inputs[0].stats.frames_processed == 2)  # the first cloud and the newest one
         clock.advance(10.0)  # the drops leave the window; the input has been silent for 10 s
         status, values = _diagnostics(node)
         assert "frames are dropped" not in status.message and "no cloud on /pointgroup/input/points" in status.message
@@ -1225,7 +1226,7 @@ def test_fake_rclpy_frame_ending_after_destroy_is_not_published(node_module: Any
     worker.join(5.0)
     assert not worker.is_alive()
     assert _sent(node) == before and node.logger.lines[lines:] == []
-    assert node._stats.frames_processed == 0 and node._stats.frames_failed == 0
+    assert node._inputs[0].stats.frames_processed == 0 and node._inputs[0].stats.frames_failed == 0
 
 
 def test_fake_rclpy_frame_after_ctrl_c_is_not_published(node_module: Any) -> None:
@@ -1238,7 +1239,7 @@ def test_fake_rclpy_frame_after_ctrl_c_is_not_published(node_module: Any) -> Non
         before, lines = _sent(node), len(node.logger.lines)
         node.context_ok = False
         pipeline.gate.set()
-        _wait(lambda: node._mailbox._item is None and len(pipeline.calls) == 1)
+        _wait(lambda: node._mailbox._items == {} and len(pipeline.calls) == 1)
         time.sleep(0.2)
         assert _sent(node) == before and node.logger.lines[lines:] == []
         node.timers[0]()  # the diagnostics timer, had the executor still run it
@@ -1307,3 +1308,72 @@ def test_fake_rclpy_main_on_ctrl_c_while_building(node_module: Any, monkeypatch:
 
     with pytest.raises(KeyError, match="a bug"):
         node_module.main([], node_factory=broken)
+
+
+# ---------------------------------------------------------------------------------------------- several inputs
+
+
+def test_fake_rclpy_two_inputs_one_model(node_module: Any) -> None:
+    """inputs "front, rear": each input has its topics, its outputs and its diagnostic status; one pipeline serves
+    both; a cloud on one input is published on that input's outputs only; a silent input warns on its own
+    status; each input keeps its own tracks."""
+    clock = FakeClock()
+    node = _make_node(node_module, {"inputs": "front, rear"}, monotonic=clock)
+    try:
+        assert set(node.subs) == {"~/front/input/points", "~/rear/input/points"}
+        assert {f"~/{k}/{out}" for k in ("front", "rear") for out in ("labeled_points", "detections", "markers",
+                                                                       "instances")} | {"/diagnostics"} == \
+            set(node.pubs)
+        msg = _rclpy_cloud()
+        for _ in range(3):
+            clock.advance(0.5)
+            _send(node, msg, "~/front/instances")
+        assert len(node.pubs["~/front/instances"].sent) == 3 and node.pubs["~/rear/instances"].sent == []
+        assert len(node.pubs["~/front/instances"].sent[0].instances) == 3
+        assert len(node.fake_pipeline.calls) == 3  # one model for both inputs
+        clock.advance(5.0)  # the rear camera has sent nothing for 6.5 s since activation
+        node.timers[0]()
+        front, rear = node.pubs["/diagnostics"].sent[-1].status
+        assert (front.name, rear.name) == ("/pointgroup/front", "/pointgroup/rear")
+        values = {kv.key: kv.value for kv in front.values}
+        assert values["input topic"] == "/pointgroup/front/input/points" and values["frames processed"] == "3"
+        assert front.level == b"\x01" and "no cloud on /pointgroup/front/input/points for 5.0 s" in front.message
+        assert rear.level == b"\x01" and rear.message.endswith("no cloud on /pointgroup/rear/input/points for 6.5 s "
+                                                               "(none yet)")
+        assert {kv.key: kv.value for kv in rear.values}["frames processed"] == "0"
+        _send(node, msg, "~/rear/instances")
+        assert len(node.pubs["~/rear/instances"].sent) == 1 and len(node.pubs["~/front/instances"].sent) == 3
+        front_stats, rear_stats = (inp.stats for inp in node._inputs)
+        assert (front_stats.frames_processed, rear_stats.frames_processed) == (3, 1)
+    finally:
+        node.destroy_node()
+
+
+def test_fake_rclpy_inputs_track_apart(node_module: Any) -> None:
+    """With tracking, each input has its own tracker: the same objects seen by two cameras are two sets of
+    tracks (ids are per input), and turning tracking off forgets both."""
+    node = _make_node(node_module, {"inputs": "front,rear", "tracking": True, "tracking_frame": "odom",
+                                    "tracking_confirm_hits": 1})
+    try:
+        (buffer,) = _TfBuffer.instances
+        buffer.add("odom", "camera", (0.0, 0.0, 0.0), (0.0, 0.0, 0.0, 1.0))
+        msg = _rclpy_cloud()
+        _send(node, msg, "~/front/instances")
+        _send(node, msg, "~/rear/instances")
+        front, rear = (inp.tracker for inp in node._inputs)
+        assert front is not None and rear is not None and front is not rear
+        assert len(node.pubs["~/front/instances"].sent[-1].instances) == 3
+        assert len(node.pubs["~/rear/instances"].sent[-1].instances) == 3
+        assert node.set_parameters_atomically({"tracking": False}).successful
+        _send(node, msg, "~/front/instances")
+        assert node._inputs[0].tracker is None and node._inputs[1].tracker is not None  # rear: at its next frame
+        _send(node, msg, "~/rear/instances")
+        assert node._inputs[1].tracker is None
+    finally:
+        node.destroy_node()
+
+
+def test_fake_rclpy_bad_inputs_parameter_is_refused(node_module: Any) -> None:
+    with pytest.raises(ValueError, match="inputs: a name appears twice"):
+        node_module.PointGroupNode(pipeline_factory=lambda *a: FakePipeline(), model_resolver=_synthetic,
+                                   parameter_overrides={"inputs": "front, front"})

@@ -13,9 +13,9 @@ import yaml
 
 from pointgroup_ros.config import Config, GroupingConfig, PostprocessConfig, PreprocessConfig, load_config
 from pointgroup_ros.ros.params import (FROM_MODEL, SPECS_BY_NAME, TUNABLE, NodeSettings, ParameterError,
-                                      apply_changes, check_value, param_specs, params_file_values,
+                                      apply_changes, check_value, input_names, param_specs, params_file_values,
                                       settings_from_config)
-from pointgroup_ros.ros.processing import FrameStats, LatestMailbox
+from pointgroup_ros.ros.processing import FrameStats, InTurnMailbox
 from pointgroup_ros.tracking import TrackerConfig
 from test_node_fake_rclpy import node_module  # noqa: F401  (a fixture: the node on a stand-in rclpy)
 
@@ -47,7 +47,8 @@ def test_defaults_come_from_the_typed_config():
 
 def test_read_only_and_ranges():
     read_only = {s.name for s in param_specs() if s.read_only}
-    assert read_only == {"autostart", "input_reliability", "input_depth", "output_reliability", "output_depth"}
+    assert read_only == {"autostart", "inputs", "input_reliability", "input_depth", "output_reliability",
+                         "output_depth"}
     at_configure = {s.name for s in param_specs() if s.on_configure}
     assert at_configure == {"config", "weights", "device"}  # the model's source: read by each configure
     assert {s.name for s in param_specs() if s.reported} == {"class_names"}
@@ -281,18 +282,57 @@ def test_package_files_agree():
 
 
 def test_mailbox_keeps_only_the_newest_and_counts_drops():
-    box: LatestMailbox[int] = LatestMailbox()
+    box: InTurnMailbox[int] = InTurnMailbox()
     assert box.take(timeout=0.01) is None
-    assert box.put(1) is False and box.put(2) is True and box.put(3) is True
-    assert box.take(timeout=0.01) == 3 and box.dropped == 2 and box.received == 3
+    assert box.put("", 1) is False and box.put("", 2) is True and box.put("", 3) is True
+    assert box.take(timeout=0.01) == ("", 3) and box.dropped == {"": 2} and box.received == {"": 3}
     got = []
     worker = threading.Thread(target=lambda: got.append(box.take(timeout=5.0)))
     worker.start()
-    box.put(4)
+    box.put("", 4)
     worker.join(timeout=5.0)
-    assert got == [4]
+    assert got == [("", 4)]
+    box.put("", 5)
+    box.clear()
+    assert box.take(timeout=0.01) is None
     box.close()
     assert box.take(timeout=0.01) is None and box.closed
+
+
+def test_mailbox_serves_the_inputs_in_turn():
+    """A camera at 30 Hz cannot starve one at 5 Hz: the worker takes each input's newest frame in turn, starting
+    after the input it served last."""
+    box: InTurnMailbox[int] = InTurnMailbox(["front", "rear", "left"])
+    box.put("front", 1)
+    box.put("rear", 2)
+    assert box.take(0.01) == ("front", 1)
+    box.put("front", 3)  # front again before rear was served: rear still comes first
+    assert box.take(0.01) == ("rear", 2)
+    assert box.take(0.01) == ("front", 3)
+    taken = []
+    for frame in range(12):  # front busy at every step, left every third: left gets its turn each time
+        box.put("front", 100 + frame)
+        if frame % 3 == 0:
+            box.put("left", 200 + frame)
+        taken.append(box.take(0.01))
+    assert [name for name, _ in taken].count("left") == 4
+    assert ("left", 209) in taken and box.dropped["left"] == 0
+    assert box.received == {"front": 14, "rear": 1, "left": 4}
+
+
+@pytest.mark.parametrize("value, names", [("", [""]), ("  ", [""]), ("front", ["front"]),
+                                          ("front, rear ,left_2", ["front", "rear", "left_2"])])
+def test_input_names(value: str, names: list[str]) -> None:
+    assert input_names(value) == names
+
+
+@pytest.mark.parametrize("value, reason", [("front,", "'' is not a valid input name"),
+                                           ("2nd", "'2nd' is not a valid input name"),
+                                           ("front/left", "is not a valid input name"),
+                                           ("a, a", "appears twice")])
+def test_input_names_refused(value: str, reason: str) -> None:
+    with pytest.raises(ParameterError, match=reason):
+        input_names(value)
 
 
 def test_stats_key_values():
