@@ -225,8 +225,10 @@ class _Node:
         self.pubs[topic] = _Publisher(topic)
         return self.pubs[topic]
 
-    def create_subscription(self, msg_type: Any, topic: str, callback: Callable[[Any], None], qos: Any) -> None:
-        self.subs[topic] = callback
+    def create_subscription(self, msg_type: Any, topic: str, callback: Callable[[Any], None], qos: Any,
+                            raw: bool = False) -> Callable[[Any], None]:
+        self.subs[topic] = callback  # raw: the stand-in's "serialized" message is the message (see _deserialize)
+        return callback
 
     def create_timer(self, period: float, callback: Callable[[], None]) -> None:
         self.timers.append(callback)
@@ -353,6 +355,14 @@ class _LifecycleNode(_Node):
         return _Return.SUCCESS
 
 
+def _deserialize(data: Any, message_type: Any) -> Any:
+    """rclpy.serialization.deserialize_message's stand-in: the node subscribes raw, and a test hands its callback
+    the message itself (or bytes that no message is made of)."""
+    if isinstance(data, (bytes, bytearray)):
+        raise RuntimeError("Failed to deserialize ROS message.")
+    return data
+
+
 def _message_module(package: str) -> types.ModuleType:
     """A stand-in for a generated message module: each class builds the rosbags message of that type."""
     module = types.ModuleType(f"{package}.msg")
@@ -390,6 +400,7 @@ def node_module(monkeypatch: pytest.MonkeyPatch) -> Any:
         "rclpy.publisher": types.SimpleNamespace(Publisher=_Publisher),
         "rclpy.qos": qos,
         "rclpy.time": types.SimpleNamespace(Time=_Stamp),
+        "rclpy.serialization": types.SimpleNamespace(deserialize_message=_deserialize),
         "rcl_interfaces": types.ModuleType("rcl_interfaces"),
         "rcl_interfaces.msg": types.SimpleNamespace(
             SetParametersResult=_Result, ParameterDescriptor=_Descriptor,
@@ -1377,3 +1388,17 @@ def test_fake_rclpy_bad_inputs_parameter_is_refused(node_module: Any) -> None:
     with pytest.raises(ValueError, match="inputs: a name appears twice"):
         node_module.PointGroupNode(pipeline_factory=lambda *a: FakePipeline(), model_resolver=_synthetic,
                                    parameter_overrides={"inputs": "front, front"})
+
+
+def test_fake_rclpy_undeserializable_cloud_is_counted_not_fatal(node_module: Any) -> None:
+    """The node subscribes raw and deserializes only the frames it takes: bytes that are no PointCloud2 are one
+    rejected frame (in /diagnostics), and the worker goes on with the next cloud."""
+    node = _make_node(node_module)
+    try:
+        node.subs["~/input/points"](b"\x00\x01 not a cloud")
+        _wait(lambda: node._inputs[0].stats.frames_rejected == 1)
+        status, values = _diagnostics(node)
+        assert "cannot deserialize the cloud" in status.message and values["frames rejected (bad input)"] == "1"
+        assert len(_send(node, _rclpy_cloud()).instances) == 3
+    finally:
+        node.destroy_node()
