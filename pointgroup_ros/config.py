@@ -141,9 +141,14 @@ class GroupingConfig:
     # radius on Q (metres); 0 = `radius` (the authors use one radius). Shifted points crowd around the
     # centroids, so a tighter radius on Q cuts the thin bridges that join touching objects.
     shifted_radius: float = 0.0
+    # 0 = exact grouping (connected components). K > 0 emulates the authors' ball query, which lists at most the
+    # first K neighbours of each point by index (theirs: 1000), so dense shifted blobs can lose points; on the CPU.
+    max_neighbours: int = 0
 
     def validate(self) -> None:
         _check(0 < self.radius <= 1.0, "grouping.radius", "must be in (0, 1] metres", self.radius)
+        _check(self.max_neighbours >= 0, "grouping.max_neighbours",
+               "must be an integer >= 0 (0: exact; the authors' cap: 1000)", self.max_neighbours)
         _check(0 <= self.shifted_radius <= 1.0, "grouping.shifted_radius",
                "must be in [0, 1] metres (0: the same as radius)", self.shifted_radius)
         _check(self.min_points >= 1, "grouping.min_points", "must be >= 1", self.min_points)

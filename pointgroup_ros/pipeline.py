@@ -175,19 +175,42 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 
 
 class _StageTimer:
-    """Wall time per stage in ms; synchronises CUDA so GPU work is charged to the right stage."""
+    """Time per stage in ms. On the CPU, wall time. On CUDA each lap records an event on the current stream
+    instead of waiting for the GPU: finish() reads the times between the events once the frame's results are on
+    the host anyway, so GPU work is charged to its stage without a synchronisation after every stage."""
 
     def __init__(self, device: torch.device) -> None:
-        self.device = device if device.type == "cuda" else None
+        self.cuda = device.type == "cuda"
         self.times: dict[str, float] = {}
         self._t = time.perf_counter()
+        self._events: list[tuple[str, torch.cuda.Event]] = []
+        self._start = self._record() if self.cuda else None
+
+    @staticmethod
+    def _record() -> torch.cuda.Event:
+        event = torch.cuda.Event(enable_timing=True)
+        event.record()  # on the current stream of the current device (the pipeline's, under its device guard)
+        return event
 
     def lap(self, stage: str) -> None:
-        if self.device is not None:
-            torch.cuda.synchronize(self.device)  # the pipeline's GPU, not the current one
+        if self.cuda:
+            self._events.append((stage, self._record()))
+            return
         now = time.perf_counter()
         self.times[stage] = self.times.get(stage, 0.0) + (now - self._t) * 1e3
         self._t = now
+
+    def finish(self) -> dict[str, float]:
+        """The times per stage (on CUDA: waits for the last event, which the frame's copy to the host has
+        usually passed already)."""
+        if self._events and self._start is not None:
+            self._events[-1][1].synchronize()
+            previous = self._start
+            for stage, event in self._events:
+                self.times[stage] = self.times.get(stage, 0.0) + previous.elapsed_time(event)
+                previous = event
+            self._events.clear()
+        return self.times
 
 
 class Pipeline:
@@ -315,17 +338,17 @@ class Pipeline:
         if used.size == 0:  # an empty or fully invalid / cropped cloud is a frame with no instances
             seg = Segmentation.empty(n, self.class_names, frame)
             timer.lap("prepare")
-            seg.timings_ms = timer.times
+            seg.timings_ms = timer.finish()
             return seg
         # float64 for the rigid transform and the centring: a map frame can be kilometres from its origin
-        pts = torch.from_numpy(np.ascontiguousarray(xyz[used], dtype=np.float32)).to(self.device).double()
+        pts = _upload(np.ascontiguousarray(xyz[used], dtype=np.float32), self.device).double()
         if gravity is not None:
             rot, shift = torch.from_numpy(gravity[:3, :3]).to(pts), torch.from_numpy(gravity[:3, 3]).to(pts)
             pts = pts @ rot.T + shift
         if rgb is None:
             col = torch.zeros(pts.shape, dtype=torch.float32, device=self.device)  # neutral grey in [-1, 1]
         else:
-            col = torch.from_numpy(np.ascontiguousarray(rgb[used])).to(self.device).float() / 127.5 - 1.0
+            col = _upload(np.ascontiguousarray(rgb[used]), self.device).float() / 127.5 - 1.0
         timer.lap("prepare")
 
         net = self._network_points(pts, col, pre.resolved_voxel_size(self.cfg.data.scale))
@@ -348,7 +371,8 @@ class Pipeline:
 
         proposals = dual_set_proposals(net_xyz, offsets, semantic, self.cfg.data.stuff_classes, grouping.radius,
                                        grouping.min_points, grouping.sets, num_classes=self.cfg.data.num_classes,
-                                       shifted_radius=grouping.shifted_radius)
+                                       shifted_radius=grouping.shifted_radius,
+                                       max_neighbours=grouping.max_neighbours)
         timer.lap("grouping")
         with _autocast(half):  # the proposals are voxelized from fp32 coordinates; only the network runs fp16
             score_logits = self.model.score_proposals(features, net_xyz, proposals)
@@ -359,7 +383,7 @@ class Pipeline:
 
         seg = self._assemble(n, used, pts, net.of_point, semantic, proposals, scores, keep, frame)
         timer.lap("assemble")
-        seg.timings_ms = timer.times
+        seg.timings_ms = timer.finish()
         return seg
 
     def _half_precision(self, precision: str) -> bool:
@@ -433,17 +457,39 @@ class Pipeline:
         offsets = torch.zeros(m + 1, dtype=torch.int64, device=device)
         torch.cumsum(torch.bincount(owner, minlength=m), 0, out=offsets[1:])
 
+        # one trip to the host for everything (on CUDA: queued copies, one wait)
+        sem_h, inst_h, class_h, score_h, members_h, offsets_h, min_h, max_h = _to_host(
+            semantic, point_inst, inst_class, scores[keep].float(), members, offsets, box_min.float(), box_max.float())
         full_sem = np.full(n, -1, np.int32)
         full_inst = np.full(n, -1, np.int32)
-        full_sem[used] = semantic.cpu().numpy()
-        full_inst[used] = point_inst.cpu().numpy()
+        full_sem[used] = sem_h
+        full_inst[used] = inst_h
         return Segmentation(
-            semantic=full_sem, instance=full_inst,
-            instance_class=inst_class.cpu().numpy().astype(np.int32),
-            instance_score=scores[keep].float().cpu().numpy().astype(np.float32),
-            instance_point_idx=used[members.cpu().numpy()].astype(np.int64), instance_offsets=offsets.cpu().numpy(),
-            box_min=box_min.float().cpu().numpy(), box_max=box_max.float().cpu().numpy(),
+            semantic=full_sem, instance=full_inst, instance_class=class_h.astype(np.int32),
+            instance_score=score_h.astype(np.float32), instance_point_idx=used[members_h].astype(np.int64),
+            instance_offsets=offsets_h, box_min=min_h, box_max=max_h,
             class_names=self.class_names, frame=frame, network_points=network_points)
+
+
+def _upload(array: np.ndarray, device: torch.device) -> torch.Tensor:
+    """`array` on `device`; to a GPU through pinned memory, queued without waiting (the stream orders it before
+    the kernels that read it)."""
+    tensor = torch.from_numpy(array)
+    if device.type != "cuda":
+        return tensor
+    return tensor.pin_memory().to(device, non_blocking=True)
+
+
+def _to_host(*tensors: torch.Tensor) -> list[np.ndarray]:
+    """numpy copies of tensors of one device. On CUDA the copies are queued into pinned memory and waited for
+    once, instead of one blocking copy (one synchronisation) each; on the CPU they are views."""
+    if not tensors or tensors[0].device.type != "cuda":
+        return [t.numpy() for t in tensors]
+    host = [torch.empty(t.shape, dtype=t.dtype, pin_memory=True) for t in tensors]
+    for out, tensor in zip(host, tensors):
+        out.copy_(tensor, non_blocking=True)
+    torch.cuda.current_stream(tensors[0].device).synchronize()
+    return [out.numpy() for out in host]
 
 
 def _autocast(half: bool) -> contextlib.AbstractContextManager[object]:

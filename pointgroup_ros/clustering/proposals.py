@@ -3,11 +3,13 @@
 On the GPU both sets are grouped in one cluster_points call: Q's points are appended after P's with labels
 kept apart (2 * label for P, 2 * label + 1 for Q), so no edge joins the sets and, since clusters are
 numbered by their lowest point index, every P cluster comes before every Q cluster. On the CPU the two sets
-are grouped one after the other (each picks its own strategy) and Q's cluster ids follow P's.
+are grouped one after the other (each picks its own strategy) and Q's cluster ids follow P's. With
+max_neighbours > 0 (the authors' capped ball query, emulated on the CPU) the sets are always grouped one after
+the other.
 """
 from __future__ import annotations
 
-from typing import Literal, Sequence, overload
+from typing import Any, Literal, Sequence, overload
 
 import torch
 
@@ -36,21 +38,22 @@ def scene_labels(semantic: torch.Tensor, batch_idx: torch.Tensor | None = None,
 def dual_set_proposals(xyz: torch.Tensor, offsets: torch.Tensor | None, semantic_pred: torch.Tensor,
                        stuff_classes: Sequence[int], radius: float, min_points: int, sets: str = ...,
                        batch_idx: torch.Tensor | None = ..., num_classes: int | None = ...,
-                       return_set: Literal[False] = ..., shifted_radius: float | None = ...) -> Proposals: ...
+                       return_set: Literal[False] = ..., shifted_radius: float | None = ...,
+                       max_neighbours: int = ...) -> Proposals: ...
 
 
 @overload
 def dual_set_proposals(xyz: torch.Tensor, offsets: torch.Tensor | None, semantic_pred: torch.Tensor,
                        stuff_classes: Sequence[int], radius: float, min_points: int, sets: str = ...,
                        batch_idx: torch.Tensor | None = ..., num_classes: int | None = ...,
-                       *, return_set: Literal[True], shifted_radius: float | None = ...
-                       ) -> tuple[Proposals, torch.Tensor]: ...
+                       *, return_set: Literal[True], shifted_radius: float | None = ...,
+                       max_neighbours: int = ...) -> tuple[Proposals, torch.Tensor]: ...
 
 
 def dual_set_proposals(xyz: torch.Tensor, offsets: torch.Tensor | None, semantic_pred: torch.Tensor,
                        stuff_classes: Sequence[int], radius: float, min_points: int, sets: str = "both",
                        batch_idx: torch.Tensor | None = None, num_classes: int | None = None,
-                       return_set: bool = False, shifted_radius: float | None = None
+                       return_set: bool = False, shifted_radius: float | None = None, max_neighbours: int = 0
                        ) -> Proposals | tuple[Proposals, torch.Tensor]:
     """Group thing-class points on P = xyz and on Q = xyz + offsets; proposals = P clusters, then Q clusters.
 
@@ -60,6 +63,9 @@ def dual_set_proposals(xyz: torch.Tensor, offsets: torch.Tensor | None, semantic
     can change on every call; shifted_radius is the radius on Q (None or 0: `radius`). batch_idx: int (N,)
     scene of each point for a batch of several scenes (scenes are never joined); num_classes as for
     scene_labels.
+    max_neighbours: 0 = exact grouping; K > 0 emulates the authors' ball query, which lists at most K neighbours
+    per point (cluster_points; on the CPU, also for CUDA inputs), each set grouped separately, a point's list
+    holding points of its own scene only.
     Returns Proposals on the device of xyz (point_idx indexes xyz; each proposal's points in increasing
     index order), and with return_set=True also a bool (M,) tensor that is True for proposals from Q.
     """
@@ -85,20 +91,21 @@ def dual_set_proposals(xyz: torch.Tensor, offsets: torch.Tensor | None, semantic
                            torch.as_tensor(list(stuff_classes), dtype=torch.int64, device=xyz.device))
         label = torch.where(stuff, torch.full_like(label, -1), label)
     q_radius = shifted_radius or radius  # cluster_points refuses a radius <= 0
-    if sets == "both" and xyz.is_cuda and q_radius == radius:
+    capped: dict[str, Any] = {"max_neighbours": max_neighbours, "scenes": batch_idx} if max_neighbours else {}
+    if sets == "both" and xyz.is_cuda and q_radius == radius and not capped:
         # One kernel pass over both sets: labels 2 * label (P) and 2 * label + 1 (Q) never connect.
         cluster = cluster_points(torch.cat([xyz, xyz + offsets]), torch.cat([label * 2, label * 2 + 1]), radius,
                                  min_points, (-2, -1))
     elif sets == "both":
         # On the CPU each set picks its own strategy (P is sparse, Q dense), and the radii may differ;
         # Q's ids follow P's.
-        p_ids = cluster_points(xyz, label, radius, min_points, (-1,))
-        q_ids = cluster_points(xyz + offsets, label, q_radius, min_points, (-1,))
+        p_ids = cluster_points(xyz, label, radius, min_points, (-1,), **capped)
+        q_ids = cluster_points(xyz + offsets, label, q_radius, min_points, (-1,), **capped)
         num_p = int(p_ids.max()) + 1 if n else 0
         cluster = torch.cat([p_ids, torch.where(q_ids >= 0, q_ids + num_p, q_ids)])
     else:
-        cluster = (cluster_points(xyz, label, radius, min_points, (-1,)) if sets == "p"
-                   else cluster_points(xyz + offsets, label, q_radius, min_points, (-1,)))
+        cluster = (cluster_points(xyz, label, radius, min_points, (-1,), **capped) if sets == "p"
+                   else cluster_points(xyz + offsets, label, q_radius, min_points, (-1,), **capped))
 
     member = torch.nonzero(cluster >= 0).squeeze(1)  # increasing position
     cid = cluster[member]

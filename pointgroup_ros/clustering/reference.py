@@ -18,8 +18,13 @@ from .layout import radius_squared, working_dtype
 
 
 def reference_cluster(coords: np.ndarray, labels: np.ndarray, radius: float, min_points: int,
-                      ignore_labels: Iterable[int] = ()) -> np.ndarray:
-    """Cluster id per point (int64 (N,), -1 = none) by Algorithm 1; same contract as cluster_points."""
+                      ignore_labels: Iterable[int] = (), max_neighbours: int = 0,
+                      scenes: np.ndarray | None = None) -> np.ndarray:
+    """Cluster id per point (int64 (N,), -1 = none) by Algorithm 1; same contract as cluster_points.
+
+    max_neighbours > 0: the authors' capped ball query, transcribed literally (reference_capped_cluster)."""
+    if max_neighbours:
+        return reference_capped_cluster(coords, labels, radius, min_points, ignore_labels, max_neighbours, scenes)
     coords = np.asarray(coords)
     dtype = working_dtype(coords.dtype)
     xyz = np.ascontiguousarray(coords, dtype=dtype).reshape(-1, 3)
@@ -77,4 +82,61 @@ def reference_cluster(coords: np.ndarray, labels: np.ndarray, radius: float, min
             node_cluster[members] = next_id
             next_id += 1
     cluster[idx] = node_cluster[node_of_point]
+    return cluster
+
+
+def reference_capped_cluster(coords: np.ndarray, labels: np.ndarray, radius: float, min_points: int,
+                             ignore_labels: Iterable[int], max_neighbours: int,
+                             scenes: np.ndarray | None = None) -> np.ndarray:
+    """The authors' ball query and BFS as they wrote them (O(N^2): small inputs only).
+
+    Ball query: for each clustered point i (label not ignored, finite), scan the clustered points j of its scene in
+    increasing index and list j when d2 < r2 (any label; i itself included), stopping at max_neighbours entries.
+    BFS: seeds in increasing index; from a seed, pop points first in, first out and append each listed point of
+    the same label that is not yet visited. Every visited point stays visited; clusters with >= min_points points
+    are numbered in seed order.
+    """
+    coords = np.asarray(coords)
+    dtype = working_dtype(coords.dtype)
+    xyz = np.ascontiguousarray(coords, dtype=dtype).reshape(-1, 3)
+    labels = np.asarray(labels).astype(np.int64).reshape(-1)
+    n = len(xyz)
+    scene = np.zeros(n, dtype=np.int64) if scenes is None else np.asarray(scenes).astype(np.int64).reshape(-1)
+    valid = np.isfinite(xyz).all(axis=1) & ~np.isin(labels, list(ignore_labels))
+    idx = np.flatnonzero(valid)
+    r2 = radius_squared(radius, dtype)
+    lists = {}
+    for i in idx:
+        found = []
+        for j in idx:
+            if scene[j] != scene[i]:
+                continue
+            d = xyz[j] - xyz[i]
+            d2 = d[0] * d[0] + d[1] * d[1]
+            d2 = d2 + d[2] * d[2]
+            if d2 < r2:
+                found.append(int(j))
+                if len(found) == max_neighbours:
+                    break
+        lists[int(i)] = found
+    cluster = np.full(n, -1, dtype=np.int64)
+    visited = np.zeros(n, dtype=bool)
+    next_id = 0
+    for seed in idx:
+        if visited[seed]:
+            continue
+        visited[seed] = True
+        members = [int(seed)]
+        queue = deque([int(seed)])
+        while queue:
+            a = queue.popleft()
+            for b in lists[a]:
+                if labels[b] != labels[a] or visited[b]:
+                    continue
+                visited[b] = True
+                members.append(b)
+                queue.append(b)
+        if len(members) >= min_points:
+            cluster[members] = next_id
+            next_id += 1
     return cluster

@@ -56,7 +56,8 @@ class TrainingStep(nn.Module):
                                                self.cfg.data.stuff_classes, self.cfg.grouping.radius,
                                                self.cfg.grouping.min_points, self.cfg.grouping.sets,
                                                batch_idx=batch.batch_idx, num_classes=self.cfg.data.num_classes,
-                                               shifted_radius=self.cfg.grouping.shifted_radius)
+                                               shifted_radius=self.cfg.grouping.shifted_radius,
+                                               max_neighbours=self.cfg.grouping.max_neighbours)
             score_logits = self.model.score_proposals(out.point_features, batch.xyz, proposals, random_shift=True,
                                                       generator=generator)
         t = self.cfg.train

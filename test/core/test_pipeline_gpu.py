@@ -77,3 +77,31 @@ def test_gpu_report_measurements_on_a_small_frame(tmp_path) -> None:
               "goals": gr.evaluate_goals(grouping, rows), "notes": gr.report_notes(info, None, allocator_status()[1])}
     md, js = gr.write_report(report, tmp_path)
     assert json.loads(js.read_text())["machine"]["gpu"] == info["gpu"] and md.read_text().startswith("# GPU report")
+
+
+def test_gpu_frame_synchronises_the_host_a_few_times() -> None:
+    """Host synchronisations torch sees in one frame (torch.cuda.set_sync_debug_mode): stage timing by CUDA
+    events and one copy to the host at the end keep them few (spconv's and CuPy's own copies are not counted).
+    The count and where they happen are printed for the GPU report."""
+    import warnings
+
+    import torch
+
+    scene = generate_scene(HELD_OUT_SEED_BASE + 3)
+    rgb = np.clip(scene.rgb, 0, 255).astype(np.uint8)
+    pipe = Pipeline(device="cuda")
+    pipe.segment(scene.xyz, rgb)  # warm
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("warn")
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            seg = pipe.segment(scene.xyz, rgb)
+    finally:
+        torch.cuda.set_sync_debug_mode(0)
+    syncs = [w for w in caught if "synchroniz" in str(w.message).lower()]
+    print(f"{len(syncs)} synchronising torch operations in one frame:")
+    for w in syncs:
+        print(f"  {w.filename}:{w.lineno}: {w.message}")
+    assert seg.num_instances > 0
+    assert len(syncs) <= 12, [f"{w.filename}:{w.lineno}" for w in syncs]
