@@ -69,7 +69,9 @@ class TrackerConfig:
     class_gate: bool = True  # an instance joins only tracks of its class (the track's majority vote)
     confirm_hits: int = 3  # observations (within confirm_window frames) before a track is confirmed (published)
     confirm_window: int = 5  # frames, counting the current one
-    max_missed: int = 15  # frames a confirmed track survives unseen (occlusion)
+    # frames a confirmed track survives unseen (occlusion, or out of view while the camera looks elsewhere); 30:
+    # chosen on the tuning camera sequences (BENCHMARKS.md, tracking)
+    max_missed: int = 30
     tentative_max_missed: int = 2  # frames a tentative track survives unseen
     max_voxels: int = 8192  # voxel keys kept per track
     voxel_memory: int = 30  # observations a track remembers a voxel not seen again; 0 = until max_voxels

@@ -382,7 +382,7 @@ def test_empty_frames_and_instances_without_finite_points() -> None:
 @pytest.mark.parametrize("changes, key", [
     ({"voxel_size": 0.0}, "tracking.voxel_size"), ({"min_iou": 1.5}, "tracking.min_iou"),
     ({"confirm_hits": 0}, "tracking.confirm_hits"), ({"confirm_window": 2}, "tracking.confirm_window"),
-    ({"tentative_max_missed": 20}, "tracking.tentative_max_missed"), ({"max_voxels": 0}, "tracking.max_voxels"),
+    ({"tentative_max_missed": 40}, "tracking.tentative_max_missed"), ({"max_voxels": 0}, "tracking.max_voxels"),
     ({"max_distance": float("nan")}, "tracking.max_distance"), ({"class_gate": 1}, "tracking.class_gate"),
     ({"max_missed": 2.5}, "tracking.max_missed"), ({"velocity_smoothing": 0.0}, "tracking.velocity_smoothing"),
 ])
