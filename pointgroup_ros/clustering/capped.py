@@ -35,7 +35,7 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
-from .layout import radius_squared
+from .layout import budget_chunks, radius_squared
 
 log = logging.getLogger(__name__)
 
@@ -122,10 +122,7 @@ def _capped_lists(xyz: np.ndarray, radius: float, max_neighbours: int) -> tuple[
     order = np.argsort(cell, kind="stable")
     ends = np.cumsum(27 * counts[cell[order]])  # estimated candidates up to each point
     rows, cols = [], []
-    start = 0
-    while start < n:
-        goal = (ends[start - 1] if start else 0) + _PAIRS_PER_CHUNK
-        stop = min(n, max(start + 1, int(np.searchsorted(ends, goal, "right"))))
+    for start, stop in budget_chunks(ends, _PAIRS_PER_CHUNK):
         members = order[start:stop]
         found = cKDTree(p64[members]).sparse_distance_matrix(tree, reach, output_type="ndarray")
         row, col = members[found["i"]], found["j"]
@@ -133,7 +130,6 @@ def _capped_lists(xyz: np.ndarray, radius: float, max_neighbours: int) -> tuple[
         row, col = _cut(row[hit], col[hit], n, max_neighbours)
         rows.append(row.astype(np.int32))
         cols.append(col.astype(np.int32))
-        start = stop
     return np.concatenate(rows), np.concatenate(cols)
 
 

@@ -20,7 +20,7 @@ import numpy as np
 from scipy.sparse import coo_matrix, csr_matrix
 from scipy.sparse.csgraph import connected_components
 
-from .layout import GridLayout, cell_keys_numpy, fine_coords, radius_squared
+from .layout import GridLayout, budget_chunks, cell_keys_numpy, fine_coords, radius_squared
 
 _CHUNK = 1 << 22  # point pairs tested at once
 _POINT_CHUNK = 1 << 16  # sparse mode: point pairs expanded and tested at once, point by point
@@ -274,10 +274,7 @@ def _point_components(pts: _Sorted, cstart: np.ndarray, bits: int) -> np.ndarray
     rank = np.arange(n) - cstart[cell_of]  # of each point in its cell
     ends = np.cumsum(pairs_of_cell[cell_of] - rank)  # pairs up to each point
     edges_a, edges_b = [], []
-    begin = 0
-    while begin < n:
-        goal = (ends[begin - 1] if begin else 0) + _POINT_CHUNK
-        stop = min(n, max(begin + 1, int(np.searchsorted(ends, goal, "right"))))
+    for begin, stop in budget_chunks(ends, _POINT_CHUNK):
         cells = cell_of[begin:stop]
         point, entry = _expand(entry_start[cells], per_cell[cells])  # (point in chunk, entry), point-major
         first = entry_first[entry]
@@ -288,7 +285,6 @@ def _point_components(pts: _Sorted, cstart: np.ndarray, bits: int) -> np.ndarray
         hit = np.flatnonzero(pts.near(a, b))
         edges_a.append(a.take(hit))
         edges_b.append(b.take(hit))
-        begin = stop
     ea, eb = np.concatenate(edges_a), np.concatenate(edges_b)  # ea ascending
     index = np.int32 if len(ea) < np.iinfo(np.int32).max else np.int64
     indptr = np.zeros(n + 1, dtype=index)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 
@@ -122,3 +122,16 @@ def fine_coords(keys: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray, np
     mask = (1 << bits) - 1
     return tuple(((keys >> (3 + axis * bits)) & mask) << 1 | ((keys >> axis) & 1)  # type: ignore[return-value]
                  for axis in range(3))
+
+
+def budget_chunks(ends: np.ndarray, budget: int) -> Iterator[tuple[int, int]]:
+    """[start, stop) ranges over consecutive items, each costing about `budget` (at least one item per range):
+    ends[i] is the running total of the items' costs up to and including item i. Bounds the memory of the
+    candidate pairs the CPU groupings test at a time."""
+    n = ends.shape[0]
+    start = 0
+    while start < n:
+        goal = (ends[start - 1] if start else 0) + budget
+        stop = min(n, max(start + 1, int(np.searchsorted(ends, goal, "right"))))
+        yield start, stop
+        start = stop
