@@ -35,7 +35,7 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
-from .layout import budget_chunks, radius_squared
+from .layout import budget_chunks, clustered_indices, radius_squared
 
 log = logging.getLogger(__name__)
 
@@ -169,11 +169,7 @@ def capped_cluster_numpy(xyz: np.ndarray, labels: np.ndarray, radius: float, min
     """
     n = len(xyz)
     out = np.full(n, -1, dtype=np.int64)
-    finite = np.isfinite(xyz)
-    valid = finite[:, 0] & finite[:, 1] & finite[:, 2]
-    for label in ignore_labels:
-        valid &= labels != label
-    idx = np.flatnonzero(valid)  # the clustered points, in index order: node i = idx[i]
+    idx = clustered_indices(xyz, labels, ignore_labels)  # in index order: node i = idx[i]
     if len(idx) == 0:
         return out
     pts, lab = xyz[idx], labels[idx]

@@ -20,7 +20,7 @@ import numpy as np
 from scipy.sparse import coo_matrix, csr_matrix
 from scipy.sparse.csgraph import connected_components
 
-from .layout import GridLayout, budget_chunks, cell_keys_numpy, fine_coords, radius_squared
+from .layout import GridLayout, budget_chunks, cell_keys_numpy, clustered_indices, fine_coords, radius_squared
 
 _CHUNK = 1 << 22  # point pairs tested at once
 _POINT_CHUNK = 1 << 16  # sparse mode: point pairs expanded and tested at once, point by point
@@ -298,11 +298,7 @@ def cluster_points_numpy(xyz: np.ndarray, labels: np.ndarray, radius: float, min
     """Cluster ids, int64 (N,), -1 = no kept cluster. xyz (N, 3) float32/float64, labels (N,) int64."""
     n = len(xyz)
     out = np.full(n, -1, dtype=np.int64)
-    finite = np.isfinite(xyz)
-    valid = finite[:, 0] & finite[:, 1] & finite[:, 2]
-    for label in ignore_labels:
-        valid &= labels != label
-    idx = np.flatnonzero(valid)
+    idx = clustered_indices(xyz, labels, ignore_labels)
     if len(idx) == 0:
         return out
     columns, lab = [xyz[idx, axis] for axis in range(3)], labels[idx]  # contiguous x, y, z of the valid points

@@ -135,3 +135,12 @@ def budget_chunks(ends: np.ndarray, budget: int) -> Iterator[tuple[int, int]]:
         stop = min(n, max(start + 1, int(np.searchsorted(ends, goal, "right"))))
         yield start, stop
         start = stop
+
+
+def clustered_indices(xyz: np.ndarray, labels: np.ndarray, ignore_labels: Iterable[int]) -> np.ndarray:
+    """Indices (ascending) of the points a CPU grouping clusters: finite, and of a class not ignored (stuff)."""
+    finite = np.isfinite(xyz)
+    valid = finite[:, 0] & finite[:, 1] & finite[:, 2]
+    for label in ignore_labels:
+        valid &= labels != label
+    return np.flatnonzero(valid)
