@@ -77,7 +77,9 @@ def cluster_points(coords: Any, labels: Any, radius: float, min_points: int,
     return cluster_points_numpy(xyz, labels.astype(np.int64, copy=False), radius, min_points, ignore)
 
 
-def _cluster_torch(coords: Any, labels: Any, radius: float, min_points: int, ignore_labels: Iterable[int]) -> Any:
+def _check_torch(coords: Any, labels: Any, radius: float, min_points: int,
+                 ignore_labels: Iterable[int]) -> tuple[float, int, tuple[int, ...], Any]:
+    """The arguments of a torch call checked: (radius, min_points, ignore labels, the working torch dtype)."""
     import torch
 
     if not isinstance(labels, torch.Tensor):
@@ -89,7 +91,13 @@ def _cluster_torch(coords: Any, labels: Any, radius: float, min_points: int, ign
     coords_kind = "f" if coords.dtype.is_floating_point else ("b" if coords.dtype == torch.bool else "i")
     radius, min_points, ignore = check_arguments(tuple(coords.shape), coords_kind, tuple(labels.shape), "i",
                                                  radius, min_points, ignore_labels)
-    dtype = torch.float64 if coords.dtype == torch.float64 else torch.float32
+    return radius, min_points, ignore, torch.float64 if coords.dtype == torch.float64 else torch.float32
+
+
+def _cluster_torch(coords: Any, labels: Any, radius: float, min_points: int, ignore_labels: Iterable[int]) -> Any:
+    import torch
+
+    radius, min_points, ignore, dtype = _check_torch(coords, labels, radius, min_points, ignore_labels)
     if not coords.is_cuda:
         result = cluster_points_numpy(coords.detach().to(dtype).contiguous().numpy(),
                                       labels.detach().to(torch.int64).numpy(), radius, min_points, ignore)
@@ -111,15 +119,11 @@ def _cluster_capped(coords: Any, labels: Any, radius: float, min_points: int, ig
     if _is_torch(coords):
         import torch
 
-        if not isinstance(labels, torch.Tensor) or (scenes is not None and not isinstance(scenes, torch.Tensor)):
-            raise TypeError("cluster_points: coords is a torch tensor, so labels (and scenes) must be too")
-        if labels.device != coords.device or (scenes is not None and scenes.device != coords.device):
-            raise ValueError(f"cluster_points: coords on {coords.device} but labels / scenes elsewhere")
-        if labels.dtype.is_floating_point or labels.dtype.is_complex or labels.dtype == torch.bool:
-            raise TypeError(f"cluster_points: labels must be an integer tensor, got {labels.dtype}")
-        coords_kind = "f" if coords.dtype.is_floating_point else ("b" if coords.dtype == torch.bool else "i")
-        check_arguments(tuple(coords.shape), coords_kind, tuple(labels.shape), "i", radius, min_points, ignore_labels)
-        dtype = torch.float64 if coords.dtype == torch.float64 else torch.float32
+        if scenes is not None and not isinstance(scenes, torch.Tensor):
+            raise TypeError("cluster_points: coords is a torch tensor, so scenes must be one too")
+        if scenes is not None and scenes.device != coords.device:
+            raise ValueError(f"cluster_points: coords on {coords.device} but scenes on {scenes.device}")
+        dtype = _check_torch(coords, labels, radius, min_points, ignore_labels)[3]
         if coords.is_cuda:
             note_host_copy()
         result = _capped_host(coords.detach().to(dtype).cpu().numpy(), labels.detach().to(torch.int64).cpu().numpy(),
