@@ -1,20 +1,22 @@
-"""The `pointgroup` rclpy node: a thin shell around FrameProcessor (processing.py).
+"""The `pointgroup` rclpy node: a thin lifecycle shell around FrameProcessor (processing.py).
 
-Subscribes ~/input/points; a worker thread loads the model, then segments only the newest frame (a one-slot
-mailbox, so the executor never blocks and frames that arrive meanwhile are dropped and counted); publishes
-~/labeled_points, ~/detections, ~/markers, ~/instances (those enabled and subscribed to) and /diagnostics.
+A managed node: configure loads and warms the model and starts a worker thread, activate subscribes (raw) to each
+input's ~/[k/]input/points and enables the lifecycle publishers, deactivate stops taking frames, cleanup frees
+the model. The worker segments each input's newest frame in turn (InTurnMailbox: one slot per input, so the
+executor never blocks and frames that arrive meanwhile are dropped and counted) and publishes ~/[k/]labeled_points,
+detections, markers, instances (those enabled and subscribed to); /diagnostics has one status per input.
 With `gravity_frame` set, each cloud is rotated into that z-up frame (tf2 lookup at the cloud's stamp, in the
 worker) and detections, markers and instances are published in it. With `tracking` on, one
-pointgroup_ros.tracking.Tracker (one input topic) gives the instances track ids in `tracking_frame` (tf2 lookup
+pointgroup_ros.tracking.Tracker per input gives the instances track ids in `tracking_frame` (tf2 lookup
 tracking_frame <- input frame at the cloud's stamp; a frame without it is skipped, the tracks kept), and all four
-outputs publish the confirmed tracks under their ids. /diagnostics: one status named after the node's fully
+outputs publish the confirmed tracks under their ids. /diagnostics: statuses named after the node's fully
 qualified name (two namespaced nodes stay apart), with input / output rates and how long no cloud came, on a
 monotonic clock (processing.Throughput). Parameters: params.py (validated in an on-set callback,
-applied from the next frame; turning tracking off, or changing tracking_frame, forgets the tracks). The core's
-Python logging ("pointgroup_ros") is forwarded to the node's logger. A model that cannot be loaded ends the
-process with exit code 1 (main). Ctrl-C at any moment (loading, mid-frame, idle) ends it with code 0 within ~3 s:
-the worker (a daemon thread) neither publishes nor logs once shutdown began, and is waited for at most
-WORKER_JOIN_S. Needs ROS 2.
+applied from the next frame; config, weights and device at the next configure; turning tracking off, or changing
+tracking_frame, forgets the tracks). The core's Python logging ("pointgroup_ros") is forwarded to the node's
+logger. A node that cannot be built, or whose autostart configure fails, ends the process with exit code 1
+(main). Ctrl-C at any moment (configuring, mid-frame, idle) ends it with code 0 within ~3 s: the worker (a daemon
+thread) neither publishes nor logs once shutdown began, and is waited for at most WORKER_JOIN_S. Needs ROS 2.
 """
 from __future__ import annotations
 
@@ -52,8 +54,8 @@ from ..tracking import Tracker, TrackingResult
 from ..transforms import TransformError, matrix_from_transform_msg, normalize_frame
 from .cloud import CloudFormatError
 from .kit import RclpyKit
-from .params import (FROM_MODEL, SPECS_BY_NAME, NodeSettings, ParameterError, ParamSpec, apply_changes, input_names,
-                     param_specs, to_descriptor)
+from .params import (FROM_MODEL, NodeSettings, ParameterError, ParamSpec, apply_changes, input_names, param_specs,
+                     to_descriptor)
 from .processing import (OUTPUTS, FrameProcessor, FrameStats, Gravity, InTurnMailbox, SegmentingPipeline,
                          Throughput, TrackingInput, diagnostic_array, diagnostic_status, throughput_problems)
 from .typestore import OUTPUT_TYPES
@@ -65,7 +67,7 @@ DIAGNOSTICS_PERIOD_S = 1.0
 OK, WARN, ERROR = 0, 1, 2
 CORE_LOGGER = "pointgroup_ros"  # the Python logger of the ROS-free core (pipeline, model, ...)
 OPTICAL_SUFFIX = "_optical_frame"
-# destroy_node waits this long for the worker (a frame in progress finishes; a model still loading does not):
+# destroy_node waits this long for the worker (a frame in progress may finish; a longer one is not waited for):
 # Ctrl-C ends the process within ~3 s whatever the worker is doing (it is a daemon thread)
 WORKER_JOIN_S = 1.0
 # what the node is doing, as /diagnostics says it (the lifecycle state, and a failed configure's reason)
@@ -73,6 +75,7 @@ UNCONFIGURED = "unconfigured (no model loaded)"
 INACTIVE = "inactive (model loaded, not taking clouds)"
 READY = "ready"
 CONFIGURING = "configuring: loading the model"
+MODEL_FAILED = "model failed to load"  # followed by ": reason"
 
 
 def default_resolver(config: str, weights: str) -> Config:
@@ -138,6 +141,11 @@ class RosLogHandler(logging.Handler):
             self.handleError(record)
 
 
+def input_prefix(name: str) -> str:
+    """Where input `name`'s topics live, relative to the node ('' = the single default input: ~/)."""
+    return f"~/{name}/" if name else "~/"
+
+
 @dataclass
 class _Input:
     """One camera / lidar the node serves: its topics, counters and tracker ('' = the single default input,
@@ -160,7 +168,7 @@ class _Input:
 
     @property
     def prefix(self) -> str:
-        return f"~/{self.name}/" if self.name else "~/"
+        return input_prefix(self.name)
 
     def forget_tracks(self) -> None:
         self.tracker = None
@@ -235,7 +243,7 @@ class PointGroupNode(LifecycleNode):
         out_qos = qos_profile(self._str("output_reliability"), self._int("output_depth"))
         self._inputs: list[_Input] = []
         for name in names:
-            prefix = f"~/{name}/" if name else "~/"
+            prefix = input_prefix(name)
             self._inputs.append(_Input(
                 name=name, topic=self.resolve_topic_name(f"{prefix}input/points"),
                 # lifecycle publishers: they publish only while the node is active
@@ -282,7 +290,7 @@ class PointGroupNode(LifecycleNode):
             cfg = self._adopt_model()
             pipeline = self._factory(cfg, self._str("weights"), self._str("device"), self._settings.max_points)
         except Exception as exc:
-            self._state = f"model failed to load: {exc}"
+            self._state = f"{MODEL_FAILED}: {exc}"
             if self._alive():
                 self.get_logger().error(self._state)
             return TransitionCallbackReturn.FAILURE
@@ -306,7 +314,7 @@ class PointGroupNode(LifecycleNode):
             # raw: the executor hands over the serialized cloud; only the frames the worker takes are deserialized
             # (at 30 Hz most are replaced unread, and a 320x240 cloud costs milliseconds to deserialize)
             inp.subscription = self.create_subscription(
-                self._kit.cls("sensor_msgs/msg/PointCloud2"), f"{inp.prefix}input/points",
+                self._cloud_type, f"{inp.prefix}input/points",
                 functools.partial(self._on_cloud, inp.name), qos, raw=True)
             inp.throughput.restart()  # a silent input is counted from here
         self._active = True
@@ -424,7 +432,7 @@ class PointGroupNode(LifecycleNode):
     def _on_set_parameters(self, params: list[Parameter]) -> SetParametersResult:
         changes = {p.name: p.value for p in params}
         if self._reporting:  # the node's own update at configure: reported values pass
-            changes = {k: v for k, v in changes.items() if not self._specs.get(k, SPECS_BY_NAME["config"]).reported}
+            changes = {k: v for k, v in changes.items() if k not in self._specs or not self._specs[k].reported}
         try:
             settings = apply_changes(self._settings, changes, self._specs)
             if settings.gravity_frame or settings.tracking:
@@ -437,7 +445,7 @@ class PointGroupNode(LifecycleNode):
                 self._tracking_epoch += 1  # the tracks are forgotten before the next tracked frame
             self._settings = settings
         later = sorted(k for k in changes if self._specs.get(k) is not None and self._specs[k].on_configure)
-        if later and self._state not in (UNCONFIGURED,) and not self._state.startswith("model failed"):
+        if later and self._state != UNCONFIGURED and not self._state.startswith(MODEL_FAILED):
             self.get_logger().info(f"{', '.join(later)} will apply at the next configure (now {self._state}: "
                                    f"deactivate, cleanup, configure, activate)")
         return SetParametersResult(successful=True, reason="")
@@ -497,8 +505,8 @@ class PointGroupNode(LifecycleNode):
             # that; it must not end the process with a traceback
 
     def _process(self, processor: FrameProcessor, pipeline: SegmentingPipeline, inp: _Input, msg: Any) -> None:
-        """One frame of input `inp`. Nothing is published or logged through rclpy once shutdown began (_alive): checked before
-        each, so that a frame Ctrl-C overtakes ends without a word."""
+        """One frame of input `inp`. Nothing is published or logged through rclpy once shutdown began (_alive):
+        checked before each, so that a frame Ctrl-C overtakes ends without a word."""
         if not self._alive() or not self._active:
             return  # shutting down, or deactivated since the frame came
         log = self.get_logger()
@@ -687,7 +695,7 @@ class PointGroupNode(LifecycleNode):
         problems = (throughput_problems(throughput, inp.topic, settings.diagnostics_stale_s, bool(listened),
                                         self._mailbox.dropped[inp.name]) if ready else [])
         advice = "; ".join(a for a in (inp.frame_advice, inp.tracking_advice) if a)
-        if self._state.startswith("model failed"):
+        if self._state.startswith(MODEL_FAILED):
             level = ERROR
         elif self._state in (UNCONFIGURED, INACTIVE):
             level = OK  # brought down on purpose (lifecycle)

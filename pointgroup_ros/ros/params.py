@@ -248,7 +248,7 @@ def input_names(value: str) -> list[str]:
     not a valid ROS name token or appears twice."""
     names = [name.strip() for name in value.split(",")] if value.strip() else [""]
     for name in names:
-        if name and not INPUT_NAME.fullmatch(name) or not name and len(names) > 1:
+        if not INPUT_NAME.fullmatch(name) and names != [""]:
             raise ParameterError(f"inputs: {name!r} is not a valid input name (a letter, then letters, digits or _; "
                                  f"names separated by commas), in {value!r}")
     if len(set(names)) != len(names):

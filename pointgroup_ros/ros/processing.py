@@ -12,7 +12,8 @@ skips (no pose, bad pose) is published with no instance at all rather than with 
 why (FrameResult.tracking.skipped_reason). Callers that cannot look the pose up are expected to skip the frame
 before segmenting it, as for a missing gravity transform (the runner does).
 InTurnMailbox: the node's one-slot-per-input hand-over from the subscription callbacks to the worker thread (a
-newer frame replaces an unprocessed one of the same input, counted as dropped; inputs are served in turn). FrameStats: what /diagnostics says. RateWindow and
+newer frame replaces an unprocessed one of the same input, counted as dropped; inputs are served in turn).
+FrameStats: what /diagnostics says. RateWindow and
 Throughput: the node's input and output rates and how long no cloud came, on a monotonic clock (injectable for
 tests), with the problems they show (throughput_problems).
 """
