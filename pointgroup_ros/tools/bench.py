@@ -265,15 +265,17 @@ def tiled_scannet_rows(args: argparse.Namespace, scene: Scene) -> list[dict[str,
     for r in (float(v) for v in args.tiled_radii.split(",") if v.strip()):
         n = args.repeat
         runs = {"ours P": (lambda: cluster_points(p, sem, r, mp, STUFF), n),
-                "scipy P": (lambda: scipy_baseline(p, sem, r, mp, STUFF), n),
-                "ours Q": (lambda: cluster_points(q, sem, r, mp, STUFF), n),
-                "scipy Q": (lambda: scipy_baseline(q, sem, r, mp, STUFF), min(n, 3))}
+                "ours Q": (lambda: cluster_points(q, sem, r, mp, STUFF), n)}
+        if not args.no_baseline:
+            runs.update({"scipy P": (lambda: scipy_baseline(p, sem, r, mp, STUFF), n),
+                         "scipy Q": (lambda: scipy_baseline(q, sem, r, mp, STUFF), min(n, 3))})
         ms = _median_ms(runs, lambda: None, warm_up=("ours P", "ours Q"))
         for name, coords in (("P", p), ("Q", q)):
-            ours, base = ms[f"ours {name}"], ms[f"scipy {name}"]
+            ours, base = ms[f"ours {name}"], ms.get(f"scipy {name}")
             clusters = int(cluster_points(coords, sem, r, mp, STUFF).max()) + 1
             rows.append({"radius m": f"{r:g}", "set": name, "points": len(p), "grouped": grouped,
-                         "clusters": clusters, "ours ms": ours, "scipy ms": base, "speed-up": f"{base / ours:.2f}x"})
+                         "clusters": clusters, "ours ms": ours, "scipy ms": base,
+                         "speed-up": None if base is None else f"{base / ours:.2f}x"})
     return rows
 
 
@@ -348,52 +350,78 @@ def camera_frame(path: Path, height: int = 480, width: int = 848) -> Any:
     return make_cloud(xyz, rgb, height=height, width=width)
 
 
-def pipeline_section(args: argparse.Namespace, scenes: list[Scene], device: str) -> list[dict[str, Any]]:
-    """The whole frame as the node runs it: PointCloud2 decode, the pipeline's stages, message building."""
-    import resource
-    import statistics
-
-    import numpy as np
-    import torch
-
-    from pointgroup_ros.config import PreprocessConfig, load_config
+def frame_processor(config: str | None, weights: str | None, device: str) -> tuple[Any, Any, Any]:
+    """The node's frame path without ROS: (Pipeline, FrameProcessor with a rosbags message kit, a Header in
+    'map') for timing whole frames, PointCloud2 in, the four output messages out. No cap on the frame size."""
+    from pointgroup_ros.config import load_config
     from pointgroup_ros.pipeline import Pipeline
-    from pointgroup_ros.ros.cloud import encode_cloud
     from pointgroup_ros.ros.kit import RosbagsKit
     from pointgroup_ros.ros.processing import FrameProcessor
     from pointgroup_ros.ros.typestore import make_typestore
 
-    pipe = Pipeline(load_config(args.config) if args.config else None, args.weights, device=device,
-                    max_points=10_000_000)
-    print(f"model: {pipe.weights_description}, {sum(p.numel() for p in pipe.model.parameters()):,} parameters")
+    pipe = Pipeline(load_config(config) if config else None, weights, device=device, max_points=10_000_000)
     kit = RosbagsKit(make_typestore("humble"))
-    processor = FrameProcessor(pipe, kit)
-    header = kit.make("std_msgs/msg/Header", frame_id="map")
+    return pipe, FrameProcessor(pipe, kit), kit.make("std_msgs/msg/Header", frame_id="map")
+
+
+def time_frame(processor: Any, msg: Any, repeat: int, preprocess: Any = None, warmup: int = 1) -> tuple[
+        list[Any], dict[str, float]]:
+    """`warmup` untimed runs (allocator, kernels, spconv's tuning), then `repeat` timed ones of one PointCloud2
+    through `processor`. Returns (the timed results, the median of each stage in ms, keyed as the processor
+    reports them). On CUDA the peak-memory counters are reset before the timed runs, so they read this frame's."""
+    import statistics
+
+    import torch
+
+    device = processor.pipeline.device
+    cuda = device.type == "cuda"
+    for _ in range(warmup):
+        processor.process(msg, preprocess=preprocess)
+    if cuda:
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+    runs = [processor.process(msg, preprocess=preprocess) for _ in range(repeat)]
+    if cuda:
+        torch.cuda.synchronize(device)
+    medians = {k: statistics.median(r.timings_ms.get(k, 0.0) for r in runs) for k in runs[0].timings_ms}
+    return runs, medians
+
+
+def pipeline_section(args: argparse.Namespace, scenes: list[Scene], device: str) -> list[dict[str, Any]]:
+    """The whole frame as the node runs it: PointCloud2 decode, the pipeline's stages, message building."""
+    import resource
+
+    import numpy as np
+    import torch
+
+    from pointgroup_ros.config import PreprocessConfig
+    from pointgroup_ros.ros.cloud import encode_cloud
+
+    pipe, processor, header = frame_processor(args.config, args.weights, device)
+    kit = processor.kit
+    print(f"model: {pipe.weights_description}, {sum(p.numel() for p in pipe.model.parameters()):,} parameters")
     inputs = [(f"rooms {n // 1000}k", *tiled_rooms(n)) for n in (int(s) for s in args.sizes.split(",") if s.strip())]
     if args.scannet is not None:
         for path in sorted(Path(args.scannet).glob("*_vert_all.npy")):
             vert = np.load(path, allow_pickle=False)
             inputs.append((f"ScanNet {path.name[:12]}", vert[:, :3].astype(np.float32),
                            np.clip(vert[:, 3:6], 0, 255).astype(np.uint8)))
-    cases = [(name, encode_cloud(kit, header, xyz, rgb), None) for name, xyz, rgb in inputs]
+    cases: list[tuple[str, Any, PreprocessConfig | None]] = [
+        (name, encode_cloud(kit, header, xyz, rgb), None) for name, xyz, rgb in inputs]
     if args.camera is not None:
         frame = camera_frame(args.camera)
         msg = encode_cloud(kit, header, frame.xyz, frame.rgb, height=frame.height)
         raw = PreprocessConfig(voxel_size=0.0)
-        cases += [(f"camera 848x480 {args.camera.stem}", msg, None), (f"  same, no downsampling", msg, raw)]
+        cases += [(f"camera 848x480 {args.camera.stem}", msg, None), ("  same, no downsampling", msg, raw)]
     rows = []
     for name, msg, preprocess in cases:
-        processor.process(msg, preprocess=preprocess)  # warm-up: allocator, kernels
-        if device == "cuda":
-            torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats()
-        runs = [processor.process(msg, preprocess=preprocess) for _ in range(args.repeat)]
-        keys = [k for k in runs[0].timings_ms if k != "pipeline"]
-        row: dict[str, Any] = {"scene": name, "points": int(runs[0].cloud.valid.sum()) if runs[0].cloud.valid is not None
-                               else runs[0].cloud.num_points, "network points": runs[0].seg.network_points,
+        runs, medians = time_frame(processor, msg, args.repeat, preprocess)
+        cloud = runs[0].cloud
+        row: dict[str, Any] = {"scene": name, "points": int(cloud.valid.sum()) if cloud.valid is not None
+                               else cloud.num_points, "network points": runs[0].seg.network_points,
                                "device": device}
-        row.update({k.split("/")[-1] if k.startswith("pipeline/") else k:
-                    statistics.median(r.timings_ms.get(k, 0.0) for r in runs) for k in keys})
+        row.update({k.split("/")[-1] if k.startswith("pipeline/") else k: v
+                    for k, v in medians.items() if k != "pipeline"})
         row["instances"] = runs[-1].seg.num_instances
         if device == "cuda":
             row["peak GPU MB"] = torch.cuda.max_memory_allocated() / 2**20

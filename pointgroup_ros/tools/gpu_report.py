@@ -30,7 +30,6 @@ import math
 import os
 import platform
 import re
-import statistics
 import subprocess
 import sys
 import time
@@ -358,41 +357,26 @@ def pipeline_figures(config: str, weights: str | None, device: str, sizes: list[
     import cupy
     import torch
 
-    from ..config import load_config
-    from ..pipeline import Pipeline
     from ..ros.cloud import encode_cloud
-    from ..ros.kit import RosbagsKit
-    from ..ros.processing import FrameProcessor
-    from ..ros.typestore import make_typestore
-    from .bench import tiled_rooms
+    from .bench import frame_processor, tiled_rooms, time_frame
 
     _progress(f"pipeline: building the network ({config}, {weights or 'random weights'}) on {device}")
-    pipe = Pipeline(load_config(config), weights, device=device, max_points=10_000_000)
+    pipe, processor, header = frame_processor(config, weights, device)
     dev = pipe.device
     params = sum(p.numel() for p in pipe.model.parameters())
     description = f"config {config!r}, {pipe.weights_description}, {params:,} parameters"
-    kit = RosbagsKit(make_typestore("humble"))
-    processor = FrameProcessor(pipe, kit)
-    header = kit.make("std_msgs/msg/Header", frame_id="map")
     pool = cupy.get_default_memory_pool()
     rows = []
     for n in sizes:
         xyz, rgb = tiled_rooms(n)
-        msg = encode_cloud(kit, header, xyz, rgb)
+        msg = encode_cloud(processor.kit, header, xyz, rgb)
         for precision in precisions:
             _progress(f"pipeline: {n:,} points, {precision}")
             pre = dataclasses.replace(pipe.cfg.preprocess, precision=precision)
             with cupy.cuda.Device(dev.index or 0):
                 pool.free_all_blocks()
-            for _ in range(2):  # warm-up: spconv's tuning for these shapes, allocator, kernels
-                processor.process(msg, preprocess=pre)
-            torch.cuda.synchronize(dev)
-            torch.cuda.reset_peak_memory_stats(dev)
-            runs = [processor.process(msg, preprocess=pre) for _ in range(repeat)]
-            torch.cuda.synchronize(dev)
-            keys = list(runs[0].timings_ms)
-            stages = {k.removeprefix("pipeline/"): statistics.median(r.timings_ms.get(k, 0.0) for r in runs)
-                      for k in keys}
+            runs, medians = time_frame(processor, msg, repeat, pre, warmup=2)
+            stages = {k.removeprefix("pipeline/"): v for k, v in medians.items()}
             with cupy.cuda.Device(dev.index or 0):
                 cupy_bytes = int(pool.total_bytes())
             torch_peak = int(torch.cuda.max_memory_allocated(dev))

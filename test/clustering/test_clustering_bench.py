@@ -39,3 +39,12 @@ def test_bench_tiled_scannet_table(capsys, realdata):
     out = capsys.readouterr().out
     assert "| radius m | set | points | grouped | clusters | ours ms | scipy ms | speed-up |" in out
     assert "| 0.02 | P | 81369 |" in out and "| 0.02 | Q | 81369 |" in out
+
+
+def test_bench_tiled_scannet_without_the_baseline(capsys, realdata):
+    assert main(["bench", "--tiled-scannet", str(realdata / "scannet"), "--tiled-points", "1", "--repeat", "1",
+                 "--tiled-radii", "0.02", "--no-baseline"]) == 0
+    out = capsys.readouterr().out
+    assert "| 0.02 | P | 81369 |" in out and "| 0.02 | Q | 81369 |" in out
+    rows = [line for line in out.splitlines() if line.startswith("| 0.02 |")]
+    assert len(rows) == 2 and all(line.endswith("| - | - |") for line in rows)
