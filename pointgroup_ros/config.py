@@ -191,6 +191,8 @@ class TrainConfig:
     mixed_precision: bool = True  # on CUDA only
     # synthetic rooms only: camera views per training room added to the training set (0: whole rooms only)
     camera_views: int = 0
+    # synthetic rooms only: each whole room this many times per epoch (keeps rooms in the mix when views are many)
+    room_copies: int = 1
 
     def validate(self) -> None:
         _check(self.epochs >= 1, "train.epochs", "must be >= 1", self.epochs)
@@ -209,6 +211,7 @@ class TrainConfig:
         _check(self.checkpoint_every >= 1, "train.checkpoint_every", "must be >= 1", self.checkpoint_every)
         _check(0 <= self.camera_views <= 100, "train.camera_views", "must be in [0, 100] (0: off)",
                self.camera_views)
+        _check(1 <= self.room_copies <= 100, "train.room_copies", "must be in [1, 100]", self.room_copies)
 
 
 @dataclass(frozen=True)

@@ -133,17 +133,23 @@ class SyntheticDataset(SceneDataset):
     the pipeline downsamples (None: the network's voxel 1 / data.scale; 0: every point) and centred on their
     mean, with the room's class and instance ids (-100 on stuff). A room's views are rendered together on first
     access to any of them and kept in memory; view j depends only on the room seed and j (not on k).
+
+    room_copies: each room appears this many times per epoch (items c * R + r, each copy augmented on its own),
+    so that many views per room do not crowd whole rooms out of an epoch; the views come after all the copies.
     """
 
     def __init__(self, seeds: Iterable[int], data: DataConfig, train: bool, augment: AugmentConfig | None = None,
                  seed: int | None = None, synthetic: SyntheticConfig | None = None, camera_views: int = 0,
-                 camera: CameraConfig | None = None, view_voxel: float | None = None) -> None:
+                 camera: CameraConfig | None = None, view_voxel: float | None = None, room_copies: int = 1) -> None:
         super().__init__(data, train, augment, seed)
         self.scene_seeds = [int(s) for s in seeds]
         if not self.scene_seeds:
             raise DataError("SyntheticDataset: no scene seeds")
         if camera_views < 0:
             raise ValueError(f"camera_views must be >= 0, got {camera_views}")
+        if room_copies < 1:
+            raise ValueError(f"room_copies must be >= 1, got {room_copies}")
+        self.room_copies = int(room_copies)
         self.synthetic = synthetic or SyntheticConfig()
         self.camera_views = int(camera_views)
         self.camera = camera
@@ -152,16 +158,16 @@ class SyntheticDataset(SceneDataset):
         self._views: dict[int, list[Scene]] = {}
 
     def __len__(self) -> int:
-        return len(self.scene_seeds) * (1 + self.camera_views)
+        return len(self.scene_seeds) * (self.room_copies + self.camera_views)
 
     def locate(self, index: int) -> tuple[int, int | None]:
-        """(room index, view index) of item `index`; view None for the whole room."""
+        """(room index, view index) of item `index`; view None for (a copy of) the whole room."""
         if not 0 <= index < len(self):
             raise IndexError(f"item {index} out of range for {len(self)} items")
         rooms = len(self.scene_seeds)
-        if index < rooms:
-            return index, None
-        room, view = divmod(index - rooms, self.camera_views)
+        if index < rooms * self.room_copies:
+            return index % rooms, None
+        room, view = divmod(index - rooms * self.room_copies, self.camera_views)
         return room, view
 
     def room(self, index: int) -> Scene:

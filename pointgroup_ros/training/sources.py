@@ -23,8 +23,8 @@ def open_dataset(cfg: Config, data: str | Path | None, split: str, train: bool, 
 
     data: 'synthetic' (or None with a synthetic config) generates rooms by seed: training seeds
         0..num_synthetic-1, held-out seeds HELD_OUT_SEED_BASE + 0..num_synthetic-1 ('val'), tuning seeds
-        TUNING_SEED_BASE + 0..num_synthetic-1 ('tune'). The 'train' split adds cfg.train.camera_views camera
-        views of each room (SyntheticDataset; downsampled as the pipeline does, cfg.voxel_size); 'val' and
+        TUNING_SEED_BASE + 0..num_synthetic-1 ('tune'). The 'train' split holds each room cfg.train.room_copies
+        times and adds cfg.train.camera_views camera views of each room (SyntheticDataset; downsampled as the pipeline does, cfg.voxel_size); 'val' and
         'tune' stay whole rooms (camera views are evaluated with `pointgroup-ros eval --sequences`).
         A folder: its train/ and val/ subfolders when present, else the folder itself for training and
         no validation set. train.camera_views > 0 is an error there (views are rendered from synthetic
@@ -36,14 +36,18 @@ def open_dataset(cfg: Config, data: str | Path | None, split: str, train: bool, 
                              "(a folder of prepared scenes, see `pointgroup-ros prepare`)")
         base = {"train": 0, "val": HELD_OUT_SEED_BASE, "tune": TUNING_SEED_BASE}[split]
         views = cfg.train.camera_views if split == "train" else 0
+        copies = cfg.train.room_copies if split == "train" else 1
         return SyntheticDataset(range(base, base + num_synthetic), cfg.data, train=train, seed=seed, augment=augment,
-                                camera_views=views, view_voxel=cfg.voxel_size)
+                                camera_views=views, view_voxel=cfg.voxel_size, room_copies=copies)
     if split == "tune":
         raise ValueError("tuning rooms exist for synthetic data only; for a folder, tune on a split of your own")
     if split == "train" and cfg.train.camera_views:
         raise ValueError(f"train.camera_views={cfg.train.camera_views}: camera views are rendered from synthetic "
                          f"rooms only, not from the scenes of {data}; set train.camera_views=0 "
                          "(--set train.camera_views=0)")
+    if split == "train" and cfg.train.room_copies != 1:
+        raise ValueError(f"train.room_copies={cfg.train.room_copies}: copies of whole rooms are for synthetic rooms "
+                         f"mixed with camera views, not for the scenes of {data}; set train.room_copies=1")
     folder = Path(data)
     if not folder.is_dir():
         raise ValueError(f"--data {folder}: no such folder")

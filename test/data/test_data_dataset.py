@@ -110,6 +110,18 @@ def test_views_come_after_the_rooms_in_order(with_views) -> None:
         with_views[6]
 
 
+def test_room_copies_come_first_each_augmented_on_its_own() -> None:
+    ds = SyntheticDataset([7, 8], DATA, train=True, seed=0, camera_views=1, room_copies=2)
+    assert len(ds) == 6
+    assert [ds.locate(i) for i in range(6)] == [(0, None), (1, None), (0, None), (1, None), (0, 0), (1, 0)]
+    assert ds.load(2) is ds.load(0) and ds.load(4).name == "synthetic_000007_view00"
+    first, copy = ds[0], ds[2]  # the same room, two draws of the augmentation
+    assert len(first.xyz) == len(copy.xyz) and not np.allclose(first.xyz, copy.xyz)
+    np.testing.assert_array_equal(np.sort(first.instance), np.sort(copy.instance))
+    with pytest.raises(ValueError, match="room_copies"):
+        SyntheticDataset([7], DATA, train=True, room_copies=0)
+
+
 def test_views_off_is_the_dataset_of_rooms(with_views) -> None:
     rooms = SyntheticDataset([7, 8], DATA, train=True, seed=0)
     assert len(rooms) == 2 and rooms.camera_views == 0

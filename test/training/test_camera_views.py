@@ -39,6 +39,21 @@ def test_only_the_synthetic_training_split_gets_views(tmp_path: Path) -> None:
         open_dataset(cfg, tmp_path, "train", train=True)
 
 
+def test_room_copies_are_checked_and_reach_the_synthetic_training_split(tmp_path: Path) -> None:
+    cfg = load_config("synthetic")
+    assert cfg.train.room_copies == 1
+    for bad in (0, -2, 1.5):
+        with pytest.raises(ConfigError, match="train.room_copies"):
+            cfg.replace(train={"room_copies": bad})
+    cfg = cfg.replace(train={"camera_views": 2, "room_copies": 3})
+    train = open_dataset(cfg, "synthetic", "train", train=True, num_synthetic=3)
+    assert isinstance(train, SyntheticDataset) and len(train) == 3 * 3 + 3 * 2 and train.room_copies == 3
+    for split in ("val", "tune"):  # held-out and tuning rooms are counted once
+        assert len(open_dataset(cfg, "synthetic", split, train=False, num_synthetic=3)) == 3
+    with pytest.raises(ValueError, match="train.room_copies=3"):
+        open_dataset(cfg.replace(train={"camera_views": 0}), tmp_path, "train", train=True)
+
+
 def test_a_trainer_step_on_a_room_and_a_view(tmp_path: Path) -> None:
     torch.manual_seed(0)
     cfg = load_config("synthetic").replace(
